@@ -1,0 +1,128 @@
+"""The benchmark registry and timing helpers behind ``make bench``.
+
+A benchmark group is a function decorated with ``@benchmark("name")`` in a
+``bench_*.py`` module of this folder; ``run.py`` imports every such module.
+The function receives the run's ``Settings`` and yields ``Result`` tuples:
+a label, the median seconds of statetype's code, the median seconds of the
+hand-written baseline, and the target ratio from DESIGN.md section 10.
+
+To add a group: create ``benchmarks/bench_<topic>.py``, decorate a function
+with ``@benchmark("<topic>")``, build both sides on the same data, time them
+with ``compare()`` (or ``compare_timeit()`` for micro-benchmarks) and yield
+one ``Result`` per line of the table.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+import timeit
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = ["GROUPS", "Result", "Settings", "benchmark", "compare", "compare_timeit"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one run of the benchmarks uses; ``--quick`` shrinks everything."""
+
+    quick: bool
+    repeats: int  # timed runs per side; the median is reported
+    rows: int  # rows for database benchmarks
+    accesses: int  # loop count for attribute-access micro-benchmarks
+    tmpdir: Path  # a fresh temporary directory for database files
+
+
+class Result(NamedTuple):
+    label: str
+    ours: float  # median seconds, statetype
+    baseline: float  # median seconds, plain SQLAlchemy
+    target: float  # the ratio ours / baseline must not exceed
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio <= self.target
+
+
+Group = Callable[[Settings], Iterable[Result]]
+GROUPS: dict[str, Group] = {}
+
+
+_ORDER: dict[str, int] = {}
+
+
+def benchmark(name: str, *, order: int = 100) -> Callable[[Group], Group]:
+    """Register a benchmark group under ``name`` (selectable with ``run.py NAME``).
+
+    Groups run and print by ``order``, then by name (DESIGN.md section 10's
+    order: load 10, access 20, transitions 30, persisted 40, bulk 50).
+    """
+
+    def register(func: Group) -> Group:
+        if name in GROUPS:
+            raise ValueError(f"benchmark group {name!r} is registered twice")
+        _ORDER[name] = order
+        GROUPS[name] = func
+        ordered = sorted(GROUPS.items(), key=lambda item: (_ORDER[item[0]], item[0]))
+        GROUPS.clear()
+        GROUPS.update(ordered)
+        return func
+
+    return register
+
+
+def _timed(func: Callable[[], Any]) -> float:
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        func()
+        return time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def compare(
+    ours: Callable[[], Any], baseline: Callable[[], Any], repeats: int, *, warmup: int = 1
+) -> tuple[float, float]:
+    """Median seconds of ``ours`` and ``baseline``, run alternately (so drift hits both)."""
+    for _ in range(warmup):
+        ours()
+        baseline()
+    ours_times: list[float] = []
+    baseline_times: list[float] = []
+    for i in range(repeats):
+        # Alternate which side goes first, so neither always runs on a warm cache.
+        if i % 2:
+            baseline_times.append(_timed(baseline))
+            ours_times.append(_timed(ours))
+        else:
+            ours_times.append(_timed(ours))
+            baseline_times.append(_timed(baseline))
+    return statistics.median(ours_times), statistics.median(baseline_times)
+
+
+def compare_timeit(
+    ours: str, baseline: str, namespace: dict[str, Any], number: int, repeats: int
+) -> tuple[float, float]:
+    """Median seconds for ``number`` executions of each statement (timeit, gc off), alternated."""
+    ours_timer = timeit.Timer(ours, globals=namespace)
+    baseline_timer = timeit.Timer(baseline, globals=namespace)
+    ours_timer.timeit(min(number, 10_000))
+    baseline_timer.timeit(min(number, 10_000))
+    ours_times: list[float] = []
+    baseline_times: list[float] = []
+    for _ in range(repeats):
+        ours_times.append(ours_timer.timeit(number))
+        baseline_times.append(baseline_timer.timeit(number))
+    return statistics.median(ours_times), statistics.median(baseline_times)
