@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.base import _NONE_NAME
 from sqlalchemy.sql.naming import conv
 from sqlalchemy.sql.type_api import TypeDecorator
 
@@ -150,7 +149,10 @@ def attach_check_constraint(type_: StateType[Any], column: sa.Column[Any], table
     elif "%(constraint_name)s" in str(convention):
         name = column.name
     else:
-        name = _NONE_NAME
+        # None, not _NONE_NAME: SQLAlchemy then applies the convention when the
+        # constraint attaches (the table is known here), so ``constraint.name``
+        # is the real name rather than a placeholder resolved only in DDL.
+        name = None
     impl = type_.impl_instance
     sa.CheckConstraint(
         sa.type_coerce(column, impl).in_(values),
