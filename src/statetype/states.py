@@ -68,7 +68,7 @@ class _Namespace(dict[str, Any]):
         super().__setitem__(key, value)
 
 
-class _ClassTuple(Generic[_S]):
+class _ClassTuple:
     """Descriptor for ``states``/``groups``/``conditionals``: the class's tuple on
     class access, the member's own on instance access (for ``states``: the plain
     states a group or conditional covers)."""
@@ -122,9 +122,9 @@ class StateType(_Base, Generic[T], metaclass=_StateTypeMeta):
     initial: bool
     known: bool
 
-    states = _ClassTuple["StateType[Any]"]("_all_states", "_covered")
-    groups = _ClassTuple["StateType[Any]"]("_all_groups", "_no_such_attr")
-    conditionals = _ClassTuple["StateType[Any]"]("_all_conditionals", "_no_such_attr")
+    states = _ClassTuple("_all_states", "_covered")
+    groups = _ClassTuple("_all_groups", "_no_such_attr")
+    conditionals = _ClassTuple("_all_conditionals", "_no_such_attr")
 
     # Precomputed by the metaclass.
     _value_type: ClassVar[type]
@@ -148,6 +148,14 @@ class StateType(_Base, Generic[T], metaclass=_StateTypeMeta):
         # so that the metaclass can read T from __orig_bases__.
         def __class_getitem__(cls, params):
             return _generic_class_getitem(cls, params)
+
+    if TYPE_CHECKING:
+        # ``project.state`` (typed as the StateType) equals its member and its
+        # raw value, so ``project.state == 1`` must not be a non-overlapping
+        # comparison under strict equality checks. Runtime behaviour is unchanged.
+        def __eq__(self, other: object) -> bool: ...
+        def __ne__(self, other: object) -> bool: ...
+        def __hash__(self) -> int: ...
 
     def __init__(
         self,
