@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._declarations import ConditionalState, State, StateGroup
+from .bulk import BulkResult
 from .exceptions import (
     BulkNotSupported,
     ConcurrentTransitionError,
@@ -13,11 +14,34 @@ from .exceptions import (
     TransitionDataInvalid,
     TransitionNotAllowed,
 )
+from .log import TransitionLogMixin
 from .states import StateType
+from .transitions import (
+    Applied,
+    AppliedStep,
+    BoundTransition,
+    PlannedStep,
+    Reason,
+    Step,
+    Transition,
+    Transitions,
+    Verdict,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Applied",
+    "AppliedStep",
+    "BoundTransition",
+    "BulkResult",
+    "PlannedStep",
+    "Reason",
+    "Step",
+    "Transition",
+    "TransitionLogMixin",
+    "Transitions",
+    "Verdict",
     "BulkNotSupported",
     "ConcurrentTransitionError",
     "ConditionalState",

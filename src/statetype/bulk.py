@@ -1,0 +1,316 @@
+"""Set-based transitions: ``tx.publish.bulk(session, *criteria)`` and ``tx.run_due(session)``.
+
+One UPDATE per call (one per source state when history is written, so each
+history row knows its from_value): ``UPDATE ... SET state = :to, <execute
+hooks' SQL forms>, <step_values> WHERE <source states> AND <guards> AND
+<permissions> AND <criteria>``. Updated ids come back with RETURNING where
+the dialect supports it for UPDATE (PostgreSQL, SQLite >= 3.35); elsewhere
+(MariaDB, whose RETURNING covers INSERT and DELETE only) the rows are first
+selected ``FOR UPDATE`` and then updated by primary key, still re-checking
+the source state, so a concurrent writer can never be overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapper, Session
+
+from .exceptions import BulkNotSupported
+from .log import actor_text, object_id_text
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.sql.elements import ColumnElement
+
+    from .states import StateType
+    from .transitions import AppliedStep, BoundTransition, Transition, Transitions
+
+__all__ = ["BulkResult", "bulk", "bulk_async", "run_due", "run_due_async"]
+
+_CHUNK = 5000
+_AFTER_COMMIT_KEY = "statetype_after_commit"
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkResult:
+    """How many rows a set-based transition changed, and their primary keys."""
+
+    count: int
+    ids: list[Any]
+
+
+def _refusals(bound: BoundTransition[Any, Any]) -> None:
+    transition = bound.transition
+    label = f"{type(bound.registry).__name__}.{bound.name}"
+    for chain in transition.chains:
+        raise BulkNotSupported(f"{label} has a chain ({chain.name}); chains apply per row only")
+    for guard in transition.guards:
+        if guard.sql is None:
+            raise BulkNotSupported(f"{label}: guard {guard.name} has no SQL form (@{guard.name}.expression)")
+    for permission in transition.permissions:
+        if permission.sql is None:
+            raise BulkNotSupported(
+                f"{label}: permission {permission.name} has no SQL form (@{permission.name}.expression)"
+            )
+    for hook in transition.executes:
+        if hook.sql is None:
+            raise BulkNotSupported(f"{label}: execute hook {hook.name} has no SQL form (@{hook.name}.expression)")
+
+
+def _column_values(
+    model: type[Any], values: Mapping[Any, object], label: str
+) -> dict[sa.Column[Any], object]:
+    mapper = cast("Mapper[Any]", sa.inspect(model))
+    result: dict[sa.Column[Any], object] = {}
+    for key, value in values.items():
+        name = key if isinstance(key, str) else getattr(key, "key", None)
+        if not isinstance(name, str) or name not in mapper.column_attrs:
+            raise BulkNotSupported(f"{label}: {key!r} is not a column attribute of {model.__name__}")
+        result[cast("sa.Column[Any]", mapper.column_attrs[name].columns[0])] = value
+    return result
+
+
+def _apply(
+    bound: BoundTransition[Any, Any],
+    session: Session,
+    criteria: Sequence[ColumnElement[bool]],
+    now: dt.datetime,
+    skip_locked: bool = False,
+) -> BulkResult:
+    _refusals(bound)
+    from .execution import table_info
+
+    registry = bound.registry
+    transition = bound.transition
+    model = type(registry).model
+    label = f"{type(registry).__name__}.{bound.name}"
+    info = table_info(model, transition.key)
+    mapper = info.mapper
+    pk_columns = [column for _, column in info.pk]
+    values: dict[Any, object] = {info.state_column: transition.to}
+    for hook in transition.executes:
+        assert hook.sql is not None
+        values.update(_column_values(model, hook.sql(registry, model, now), f"{label}.{hook.name}"))
+    step_values = registry.step_values(transition, now)
+    if step_values:
+        values.update(_column_values(model, step_values, f"{label}.step_values"))
+    conditions: list[ColumnElement[bool]] = []
+    for guard in transition.guards:
+        assert guard.sql is not None
+        conditions.append(guard.sql(registry, model))
+    for permission in transition.permissions:
+        assert permission.sql is not None
+        conditions.append(permission.sql(registry, model))
+    conditions.extend(criteria)
+    attr = getattr(model, transition.key)
+    clause = attr.__clause_element__()
+    log = registry.log
+    # With history, one statement per source state, so each row's from_value is known.
+    if log is not None:
+        groups: list[tuple[StateType[Any] | None, ColumnElement[bool]]] = [
+            (state, state._sql(clause, model)) for state in _plain_sources(transition)
+        ]
+    else:
+        groups = [(None, sa.or_(*(source._sql(clause, model) for source in transition.sources)))]
+    connection = session.connection(bind_arguments={"mapper": mapper})
+    dialect = connection.dialect
+    all_ids: list[Any] = []
+    history: list[dict[str, Any]] = []
+    for from_state, source_condition in groups:
+        where = sa.and_(source_condition, *conditions)
+        if dialect.update_returning and not skip_locked:
+            returning = sa.update(info.table).where(where).values(values).returning(*pk_columns)
+            ids = [tuple(row) for row in connection.execute(returning)]
+        else:
+            select = sa.select(*pk_columns).where(where).with_for_update(skip_locked=skip_locked)
+            if dialect.name == "sqlite":
+                select = sa.select(*pk_columns).where(where)
+            candidates = [tuple(row) for row in connection.execute(select)]
+            ids = []
+            for start in range(0, len(candidates), _CHUNK):
+                chunk = candidates[start : start + _CHUNK]
+                if len(pk_columns) == 1:
+                    by_pk = pk_columns[0].in_([c[0] for c in chunk])
+                else:
+                    by_pk = sa.tuple_(*pk_columns).in_(chunk)
+                stmt = sa.update(info.table).where(by_pk, where).values(values)
+                if dialect.update_returning:
+                    ids.extend(tuple(row) for row in connection.execute(stmt.returning(*pk_columns)))
+                else:
+                    result = connection.execute(stmt)
+                    if result.rowcount == len(chunk):
+                        ids.extend(chunk)
+                    else:
+                        # A row changed between the locking read and the update (only
+                        # possible without row locks): find which ones moved.
+                        moved = sa.select(*pk_columns).where(by_pk, info.state_column == transition.to)
+                        ids.extend(tuple(row) for row in connection.execute(moved))
+        all_ids.extend(ids)
+        if log is not None and ids:
+            actor = actor_text(registry.actor)
+            from_value = str(from_state.__dict__["_storage"]) if from_state is not None else None
+            to_value = str(transition.to.__dict__["_storage"])
+            history.extend(
+                {
+                    "table_name": info.table.name,
+                    "object_id": object_id_text(key),
+                    "column_name": info.state_column.name,
+                    "transition": bound.name,
+                    "from_value": from_value,
+                    "to_value": to_value,
+                    "actor": actor,
+                    "created_at": now,
+                    "data": None,
+                }
+                for key in ids
+            )
+    if history:
+        assert log is not None
+        log_table = cast("sa.Table", cast(Any, log).__table__)
+        connection.execute(sa.insert(log_table), history)
+    _expire_loaded(session, mapper, all_ids, transition.key, info.refresh_keys, values, model)
+    if transition.after_commits and all_ids:
+        _schedule(session, bound, model, mapper, all_ids, now)
+    plain_ids = [key[0] for key in all_ids] if len(pk_columns) == 1 else all_ids
+    return BulkResult(len(all_ids), plain_ids)
+
+
+def _plain_sources(transition: Transition[Any]) -> list[StateType[Any]]:
+    seen: dict[StateType[Any], None] = {}
+    for source in transition.sources:
+        if source.__dict__["_kind"] == "conditional" or _has_conditional(source):
+            # Conditional sources keep their own SQL; history's from_value comes from their base.
+            seen[source] = None
+        else:
+            seen.update(dict.fromkeys(source.states))
+    return list(seen)
+
+
+def _has_conditional(member: StateType[Any]) -> bool:
+    d = member.__dict__
+    if d["_kind"] == "conditional":
+        return True
+    if d["_kind"] == "group":
+        return any(_has_conditional(e) for e in d["_elements"])
+    return False
+
+
+def _expire_loaded(
+    session: Session,
+    mapper: Mapper[Any],
+    ids: list[Any],
+    key: str,
+    refresh: tuple[str, ...],
+    values: Mapping[Any, object],
+    model: type[Any],
+) -> None:
+    """Objects of updated rows already in the session reload the columns that changed."""
+    if not ids:
+        return
+    keys = {key, *refresh}
+    for column in values:
+        if isinstance(column, sa.Column):
+            keys.add(mapper.get_property_by_column(column).key)
+    identity_map = session.identity_map
+    if len(identity_map) < len(ids):
+        wanted = set(ids)
+        for obj in list(identity_map.values()):
+            if isinstance(obj, model):
+                identity = sa.inspect(obj).identity
+                if identity is not None and tuple(identity) in wanted:
+                    session.expire(obj, list(keys))
+    else:
+        for pk in ids:
+            obj = identity_map.get(mapper.identity_key_from_primary_key(tuple(pk)))
+            if obj is not None:
+                session.expire(obj, list(keys))
+
+
+def _schedule(
+    session: Session, bound: BoundTransition[Any, Any], model: type[Any], mapper: Mapper[Any], ids: list[Any], now: dt.datetime
+) -> None:
+    """after_commit hooks for set-based steps: once per row, objects loaded in one query."""
+    import weakref
+
+    from .transitions import AppliedStep
+
+    transition = bound.transition
+    pk_columns = [c for c in mapper.primary_key]
+
+    def run() -> None:
+        with Session(bind=session.get_bind(mapper)) as reader:
+            if len(pk_columns) == 1:
+                where = pk_columns[0].in_([k[0] for k in ids])
+            else:
+                where = sa.tuple_(*pk_columns).in_(ids)
+            for obj in reader.scalars(sa.select(model).where(where)):
+                step: AppliedStep[Any] = AppliedStep(obj, bound, None, transition.to, {}, bound.registry.actor, now)
+                for hook in transition.after_commits:
+                    hook.func(bound.registry, step)
+
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    pending: list[tuple[Any, Callable[[], object]]] = session.info.setdefault(_AFTER_COMMIT_KEY, [])
+    pending.append((weakref.ref(transaction) if transaction is not None else None, run))
+
+
+def bulk(bound: BoundTransition[Any, Any], session: Session, *criteria: ColumnElement[bool]) -> BulkResult:
+    """Apply ``bound`` set-based to every row that can take it and matches ``criteria``."""
+    from .execution import utcnow
+
+    if bound.transition.after is not None:
+        from .exceptions import TransitionNotAllowed
+        from .transitions import Reason, Verdict
+
+        message = f"{type(bound.registry).__name__}.{bound.name} is a timed transition, applied only by run_due()"
+        raise TransitionNotAllowed(message, Verdict([Reason("timer", message, None)]))
+    return _apply(bound, session, criteria, utcnow())
+
+
+def run_due(registry: Transitions[Any, Any], session: Session, now: dt.datetime | None = None) -> int:
+    """Apply every timed transition whose ``after`` has elapsed since ``since``; returns rows changed.
+
+    Rows locked by another worker are skipped (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL and MariaDB); the compare-and-set on the source state makes a
+    second application impossible either way.
+    """
+    from .execution import utcnow
+
+    moment = now or utcnow()
+    total = 0
+    model = type(registry).model
+    for transition in type(registry).transitions():
+        if transition.after is None:
+            continue
+        assert transition.since is not None
+        since = getattr(model, transition.since)
+        deadline = moment - transition.after
+        if deadline.tzinfo is not None and not _aware(since):
+            deadline = deadline.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        bound = cast("BoundTransition[Any, Any]", getattr(registry, transition.name))
+        dialect = session.get_bind(cast("Mapper[Any]", sa.inspect(model))).dialect
+        skip_locked = dialect.name in ("postgresql", "mysql", "mariadb")
+        total += _apply(bound, session, [since <= deadline], moment, skip_locked=skip_locked).count
+    return total
+
+
+def _aware(attr: Any) -> bool:
+    column_type = getattr(attr, "type", None)
+    return bool(getattr(column_type, "timezone", False))
+
+
+async def bulk_async(
+    bound: BoundTransition[Any, Any], session: AsyncSession, *criteria: ColumnElement[bool]
+) -> BulkResult:
+    """``bulk`` for an AsyncSession."""
+    return await session.run_sync(lambda sync: bulk(bound, sync, *criteria))
+
+
+async def run_due_async(registry: Transitions[Any, Any], session: AsyncSession, now: dt.datetime | None = None) -> int:
+    """``run_due`` for an AsyncSession."""
+    return await session.run_sync(lambda sync: run_due(registry, sync, now))
+

@@ -1,0 +1,745 @@
+"""The transition registry: ``class ProjectTransitions(Transitions[Project, User])``.
+
+A registry is separate from the states and the model. Its ``Transition``
+attributes carry their hooks (guards, permissions, form, execute, chain,
+after_commit); an instance binds an actor, and attribute access on it gives a
+``BoundTransition`` that checks, plans and applies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, Protocol, cast, overload
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapper
+from typing_extensions import Self, TypeVar
+
+from .bound import GROUP, STATE, covers
+from .exceptions import StateDefinitionError, TransitionNotAllowed
+from .states import StateType, humanize
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.orm import Session
+    from sqlalchemy.sql.elements import ColumnElement
+
+    from .bulk import BulkResult
+    from .log import TransitionLogMixin
+
+__all__ = [
+    "Applied",
+    "AppliedStep",
+    "BoundTransition",
+    "PlannedStep",
+    "Reason",
+    "Step",
+    "Transition",
+    "Transitions",
+    "Verdict",
+]
+
+M = TypeVar("M")
+A = TypeVar("A", default=None)
+S = TypeVar("S", bound="StateType[Any]")
+_M_co = TypeVar("_M_co", covariant=True)
+
+
+# ------------------------------------------------------------------ results
+
+
+class Reason(NamedTuple):
+    """Why a transition cannot apply: ``kind`` is state, guard, permission, chain, timer or unknown."""
+
+    kind: str
+    message: str
+    obj: object
+
+
+class Verdict:
+    """The result of ``check()``: truthy when allowed; ``.reasons`` lists every failure."""
+
+    __slots__ = ("reasons",)
+
+    def __init__(self, reasons: Sequence[Reason] = ()) -> None:
+        self.reasons: tuple[Reason, ...] = tuple(reasons)
+
+    def __bool__(self) -> bool:
+        return not self.reasons
+
+    def __repr__(self) -> str:
+        if not self.reasons:
+            return "<Verdict allowed>"
+        return f"<Verdict refused: {'; '.join(r.message for r in self.reasons)}>"
+
+    def __str__(self) -> str:
+        return "allowed" if not self.reasons else "; ".join(r.message for r in self.reasons)
+
+
+class PlannedStep(NamedTuple):
+    """One step of ``plan()``: the bound transition, the object and its verdict."""
+
+    transition: BoundTransition[Any, Any]
+    obj: object
+    verdict: Verdict
+
+
+class AppliedStep(Generic[_M_co]):
+    """One applied step, given to ``before``/``after`` and ``after_commit`` hooks."""
+
+    __slots__ = ("obj", "transition", "from_state", "to_state", "data", "actor", "at")
+
+    def __init__(
+        self,
+        obj: _M_co,
+        transition: BoundTransition[Any, Any],
+        from_state: StateType[Any] | None,
+        to_state: StateType[Any],
+        data: Mapping[str, Any],
+        actor: object,
+        at: dt.datetime,
+    ) -> None:
+        self.obj = obj
+        self.transition = transition
+        self.from_state = from_state
+        self.to_state = to_state
+        self.data = data
+        self.actor = actor
+        self.at = at
+
+    def __repr__(self) -> str:
+        return f"<AppliedStep {self.transition.name} {self.from_state!r} -> {self.to_state!r} on {self.obj!r}>"
+
+
+class Applied:
+    """What a transition call did: ``.steps`` in the order applied, ``.results`` of execute hooks."""
+
+    __slots__ = ("steps", "results")
+
+    def __init__(self, steps: Sequence[AppliedStep[Any]], results: Mapping[str, object]) -> None:
+        self.steps: tuple[AppliedStep[Any], ...] = tuple(steps)
+        self.results: Mapping[str, object] = results
+
+    def __repr__(self) -> str:
+        return f"<Applied {len(self.steps)} step(s)>"
+
+
+# ------------------------------------------------------------------ hook shapes
+
+
+class _GuardFunc(Protocol):
+    def __call__(self, registry: Any, obj: Any, /) -> bool: ...
+
+
+class _GuardSQL(Protocol):
+    def __call__(self, registry: Any, model: Any, /) -> ColumnElement[bool]: ...
+
+
+class _ExecuteFunc(Protocol):
+    def __call__(self, registry: Any, obj: Any, data: Mapping[str, Any], /) -> object: ...
+
+
+class _ExecuteSQL(Protocol):
+    def __call__(self, registry: Any, model: Any, now: dt.datetime, /) -> Mapping[Any, object]: ...
+
+
+class _ChainFunc(Protocol):
+    def __call__(self, registry: Any, obj: Any, /) -> Iterable[Step]: ...
+
+
+class _AfterCommitFunc(Protocol):
+    def __call__(self, registry: Any, step: AppliedStep[Any], /) -> object: ...
+
+
+class _FormFactory(Protocol):
+    def __call__(self, registry: Any, obj: Any, /) -> type[Any] | None: ...
+
+
+class _Hook:
+    """A function registered on a transition; the decorated name keeps the hook."""
+
+    __slots__ = ("func", "name", "transitions")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.name: str = getattr(func, "__name__", "hook")
+        self.transitions: list[Transition[Any]] = []
+
+    def __set_name__(self, owner: type[object], name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class Guard(_Hook):
+    """A condition on the object; ``.expression`` declares its SQL form."""
+
+    __slots__ = ("sql",)
+
+    def __init__(self, func: _GuardFunc) -> None:
+        super().__init__(func)
+        self.sql: _GuardSQL | None = None
+
+    def expression(self, sql: _GuardSQL) -> Self:
+        """Declare the SQL form, ``(self, model) -> ColumnElement[bool]``; give it another name."""
+        self.sql = sql
+        return self
+
+    @property
+    def message(self) -> str:
+        """The refusal message: the docstring's first line, else the humanized name."""
+        doc = (self.func.__doc__ or "").strip()
+        return doc.splitlines()[0].strip() if doc else humanize(self.func.__name__)
+
+
+class Permission(Guard):
+    """A condition on the actor and object; refusals have kind ``permission``."""
+
+    __slots__ = ()
+
+
+class Execute(_Hook):
+    """A side effect run before the state changes; ``.expression`` gives its set-based form."""
+
+    __slots__ = ("sql",)
+
+    def __init__(self, func: _ExecuteFunc) -> None:
+        super().__init__(func)
+        self.sql: _ExecuteSQL | None = None
+
+    def expression(self, sql: _ExecuteSQL) -> Self:
+        """Declare the set-based form, ``(self, model, now) -> {attribute: value or SQL}``."""
+        self.sql = sql
+        return self
+
+
+class Chain(_Hook):
+    """Transitions this one causes on other objects: returns ``[(tx.delete, child), ...]``."""
+
+    __slots__ = ()
+
+
+class AfterCommit(_Hook):
+    """Run with the AppliedStep once the outer transaction commits, never after a rollback."""
+
+    __slots__ = ()
+
+
+class FormFactory(_Hook):
+    """``(self, obj) -> form class``: the form a transition needs, chosen per object."""
+
+    __slots__ = ()
+
+
+# ------------------------------------------------------------------ declarations
+
+class Transition(Generic[S]):
+    """A transition declared on a registry: ``publish = Transition(from_, to, ...)``."""
+
+    name: str
+    registry: type[Transitions[Any, Any]]
+
+    def __init__(
+        self,
+        from_: S | Iterable[S] | None,
+        to: S,
+        *,
+        title: object = None,
+        form: type[Any] | _FormFactory | None = None,
+        column: str | None = None,
+        after: dt.timedelta | None = None,
+        since: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._from_arg = from_
+        self.to = to
+        self._title = title
+        self._form: type[Any] | _FormFactory | FormFactory | None = form
+        self.column = column
+        self.after = after
+        self.since = since
+        self.meta: Mapping[str, Any] = dict(meta or {})
+        self.guards: list[Guard] = []
+        self.permissions: list[Permission] = []
+        self.executes: list[Execute] = []
+        self.chains: list[Chain] = []
+        self.after_commits: list[AfterCommit] = []
+        self.name = ""
+        # Filled in by Transitions.__init_subclass__.
+        self.sources: tuple[StateType[Any], ...] = ()
+        self._plain_sources: frozenset[StateType[Any]] | None = None
+        self.key = ""
+
+    # Decorators -----------------------------------------------------------
+
+    def guard(self, func: _GuardFunc | Guard) -> Guard:
+        """Register a guard: ``@publish.guard``; refusal message from its docstring."""
+        hook = func if isinstance(func, Guard) else Guard(func)
+        self.guards.append(hook)
+        hook.transitions.append(self)
+        return hook
+
+    def permission(self, func: _GuardFunc | Permission) -> Permission:
+        """Register a permission check on ``self.actor``: ``@publish.permission``."""
+        hook = func if isinstance(func, Permission) else Permission(func)
+        self.permissions.append(hook)
+        hook.transitions.append(self)
+        return hook
+
+    def execute(self, func: _ExecuteFunc | Execute) -> Execute:
+        """Register a side effect ``(self, obj, data)``; it sees the old state."""
+        hook = func if isinstance(func, Execute) else Execute(func)
+        self.executes.append(hook)
+        hook.transitions.append(self)
+        return hook
+
+    def chain(self, func: _ChainFunc | Chain) -> Chain:
+        """Register transitions caused on other objects, applied before this one."""
+        hook = func if isinstance(func, Chain) else Chain(func)
+        self.chains.append(hook)
+        hook.transitions.append(self)
+        return hook
+
+    def after_commit(self, func: _AfterCommitFunc | AfterCommit) -> AfterCommit:
+        """Register a hook run once the outer transaction commits."""
+        hook = func if isinstance(func, AfterCommit) else AfterCommit(func)
+        self.after_commits.append(hook)
+        hook.transitions.append(self)
+        return hook
+
+    def form(self, func: _FormFactory) -> FormFactory:
+        """Register a form factory ``(self, obj) -> form class``."""
+        hook = FormFactory(func)
+        self._form = hook
+        hook.transitions.append(self)
+        return hook
+
+    # Access ---------------------------------------------------------------
+
+    @property
+    def title(self) -> object:
+        """The given title, else humanized from the name."""
+        return self._title if self._title is not None else humanize(self.name)
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, instance: Transitions[M, A], owner: type[Any]) -> BoundTransition[M, A]: ...
+
+    def __get__(self, instance: Transitions[Any, Any] | None, owner: type[Any]) -> object:
+        if instance is None:
+            return self
+        bound = instance._bound.get(self.name)
+        if bound is None:
+            bound = instance._bound[self.name] = BoundTransition(self, instance)
+        return bound
+
+    def __repr__(self) -> str:
+        return f"<Transition {self.name}: {', '.join(s.name for s in self.sources)} -> {self.to.name}>"
+
+    def allows_from(self, current: StateType[Any], obj: object) -> bool:
+        """Whether ``obj`` in ``current`` is in one of the source states."""
+        plain = self._plain_sources
+        if plain is not None:
+            return current in plain
+        return any(covers(source, current, obj) for source in self.sources)
+
+    def where(self, model: Any) -> ColumnElement[bool]:
+        """SQL for "this transition could apply": source states AND guard expressions."""
+        registry = self.registry()
+        attr = getattr(model, self.key)
+        entity = model
+        clause = attr.__clause_element__()
+        conditions = [sa.or_(*(source._sql(clause, entity) for source in self.sources))]
+        for guard in self.guards:
+            if guard.sql is None:
+                raise StateDefinitionError(
+                    f"{self.registry.__name__}.{guard.name} has no SQL form; declare one with @{guard.name}.expression"
+                )
+            conditions.append(guard.sql(registry, model))
+        return sa.and_(*conditions)
+
+
+Step = tuple["BoundTransition[Any, Any]", Any]
+"""A ``(bound transition, object)`` pair, as chain hooks return them."""
+
+
+# ------------------------------------------------------------------ registry
+
+
+class Transitions(Generic[M, A]):
+    """A registry of transitions for one model: ``class ProjectTransitions(Transitions[Project, User])``."""
+
+    model: ClassVar[type[Any]]
+    log: ClassVar[type[TransitionLogMixin] | None] = None
+    savepoint: ClassVar[bool] = False
+    """Wrap every transition in a savepoint; set it when hooks issue SQL themselves."""
+
+    _transitions: ClassVar[dict[str, Transition[Any]]] = {}
+
+    def __init__(self, actor: A | None = None, *, log: type[TransitionLogMixin] | None = None) -> None:
+        self.actor: A | None = actor
+        if log is not None:
+            self.log = log  # type: ignore[misc]
+        self._bound: dict[str, BoundTransition[M, A]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = _model_of(cls)
+        if model is None:
+            return
+        cls.model = model
+        transitions = dict(getattr(cls, "_transitions", {}))
+        for name, value in list(cls.__dict__.items()):
+            if isinstance(value, Transition):
+                value.name = name
+                value.registry = cls
+                _resolve(cls, model, value)
+                transitions[name] = value
+        cls._transitions = transitions
+        _check_hooks(cls)
+
+    # Registry-wide hooks, for subclasses to override ----------------------
+
+    def before(self, step: AppliedStep[M]) -> None:
+        """Run before every per-row step's execute hooks."""
+
+    def after(self, step: AppliedStep[M]) -> None:
+        """Run after every per-row step's compare-and-set and history."""
+
+    def step_values(self, transition: Transition[Any], now: dt.datetime) -> Mapping[str, Any]:
+        """Attribute values written with every step, per-row and set-based."""
+        return {}
+
+    # Queries ---------------------------------------------------------------
+
+    @classmethod
+    def transitions(cls) -> tuple[Transition[Any], ...]:
+        """Every transition, in declaration order."""
+        return tuple(cls._transitions.values())
+
+    def available(self, obj: M) -> list[BoundTransition[M, A]]:
+        """Bound transitions that ``check(obj)`` allows, in declaration order; timed ones are omitted."""
+        result: list[BoundTransition[M, A]] = []
+        for transition in self._transitions.values():
+            if transition.after is not None:
+                continue
+            bound = cast("BoundTransition[M, A]", getattr(self, transition.name))
+            if bound.check(obj):
+                result.append(bound)
+        return result
+
+    def history(self, obj: M) -> list[TransitionLogMixin]:
+        """History rows of ``obj``, oldest first."""
+        from .log import history_of
+
+        log = self.log
+        if log is None:
+            raise StateDefinitionError(f"{type(self).__name__} has no log; pass log= or set a log class attribute")
+        return history_of(log, obj)
+
+    def run_due(self, session: Session, now: dt.datetime | None = None) -> int:
+        """Apply every timed transition whose time has elapsed; returns the number of rows."""
+        from .bulk import run_due
+
+        return run_due(self, session, now)
+
+    async def run_due_async(self, session: AsyncSession, now: dt.datetime | None = None) -> int:
+        """``run_due`` with an AsyncSession."""
+        from .bulk import run_due_async
+
+        return await run_due_async(self, session, now)
+
+
+class BoundTransition(Generic[M, A]):
+    """A transition bound to a registry instance (and so to an actor)."""
+
+    __slots__ = ("transition", "registry", "name")
+
+    def __init__(self, transition: Transition[Any], registry: Transitions[M, A]) -> None:
+        self.transition = transition
+        self.registry = registry
+        self.name = transition.name
+
+    @property
+    def title(self) -> object:
+        return self.transition.title
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        return self.transition.meta
+
+    @property
+    def actor(self) -> A | None:
+        return self.registry.actor
+
+    def __repr__(self) -> str:
+        return f"<BoundTransition {type(self.registry).__name__}.{self.name}>"
+
+    def check(self, obj: M) -> Verdict:
+        """Every reason ``obj`` cannot take this transition (empty: allowed), chain included."""
+        return Verdict(_reasons(self, obj, set()))
+
+    def plan(self, obj: M) -> list[PlannedStep]:
+        """This step then its chain depth first, with verdicts; children already in their target are left out."""
+        planned: list[PlannedStep] = []
+        _plan(self, obj, planned, set())
+        return planned
+
+    def where(self, model: Any) -> ColumnElement[bool]:
+        """SQL for "this transition could apply" (source states AND guard expressions)."""
+        return self.transition.where(model)
+
+    def form(self, obj: M, formdata: Any = None) -> Any:
+        """The WTForms form for this transition bound to ``obj`` (None when it needs none)."""
+        from .forms import build_form
+
+        return build_form(self, obj, formdata)
+
+    def __call__(self, obj: M, data: Mapping[str, Any] | None = None, form: Any = None) -> Applied:
+        """Check, validate, and apply atomically; see DESIGN section 4."""
+        from .execution import apply
+
+        return apply(self, obj, data, form)
+
+    def bulk(self, session: Session, *criteria: ColumnElement[bool]) -> BulkResult:
+        """Apply set-based to every row that can take it and matches ``criteria``; see ``statetype.bulk``."""
+        from .bulk import bulk
+
+        return bulk(self, session, *criteria)
+
+    async def bulk_async(self, session: AsyncSession, *criteria: ColumnElement[bool]) -> BulkResult:
+        """``bulk`` with an AsyncSession."""
+        from .bulk import bulk_async
+
+        return await bulk_async(self, session, *criteria)
+
+
+# ------------------------------------------------------------------ checks
+
+
+def current_state(bound: BoundTransition[Any, Any], obj: object) -> StateType[Any] | None:
+    """The object's current member for the transition's column (None if unset)."""
+    value = getattr(obj, bound.transition.key)
+    if value is None:
+        return None
+    return cast("StateType[Any]", value._member)
+
+
+def _reasons(bound: BoundTransition[Any, Any], obj: object, seen: set[int]) -> list[Reason]:
+    transition = bound.transition
+    registry = bound.registry
+    model = type(registry).model
+    if not isinstance(obj, model):
+        raise TypeError(f"{bound!r} applies to {model.__name__} objects, not {type(obj).__name__}")
+    reasons: list[Reason] = []
+    current = current_state(bound, obj)
+    if current is None or not current.known:
+        label = f"{type(obj).__name__} {_identity(obj)}"
+        value = "no state" if current is None else f"undeclared value {current.value!r}"
+        reasons.append(Reason("unknown", f"{label} has {value}; {transition.name} cannot apply", obj))
+    elif not transition.allows_from(current, obj):
+        label = f"{type(obj).__name__} {_identity(obj)}"
+        reasons.append(
+            Reason(
+                "state",
+                f"{label} is {current.title}; {transition.name} needs "
+                f"{' or '.join(str(s.title) for s in transition.sources)}",
+                obj,
+            )
+        )
+    if transition.after is not None:
+        reasons.append(
+            Reason("timer", f"{transition.name} is a timed transition, applied only by run_due()", obj)
+        )
+    for guard in transition.guards:
+        if not guard.func(registry, obj):
+            reasons.append(Reason("guard", guard.message, obj))
+    for permission in transition.permissions:
+        if not permission.func(registry, obj):
+            reasons.append(Reason("permission", permission.message, obj))
+    if transition.chains:
+        seen.add(id(obj))
+        for child_bound, child in _chain_steps(bound, obj):
+            if id(child) in seen:
+                continue
+            child_reasons = _reasons(child_bound, child, seen)
+            if child_reasons:
+                detail = "; ".join(r.message for r in child_reasons)
+                reasons.append(
+                    Reason(
+                        "chain",
+                        f"{child_bound.name} on {type(child).__name__} {_identity(child)} is refused: {detail}",
+                        child,
+                    )
+                )
+    return reasons
+
+
+def _chain_steps(bound: BoundTransition[Any, Any], obj: object) -> list[tuple[BoundTransition[Any, Any], object]]:
+    """The chain's children that are not already in their target state."""
+    steps: list[tuple[BoundTransition[Any, Any], object]] = []
+    for chain in bound.transition.chains:
+        for step in chain.func(bound.registry, obj):
+            child_bound, child = step
+            if not isinstance(child_bound, BoundTransition):
+                raise TypeError(
+                    f"{type(bound.registry).__name__}.{chain.name} must return (bound transition, object) pairs, "
+                    f"got {step!r}"
+                )
+            current = current_state(child_bound, child)
+            if current is child_bound.transition.to:
+                continue
+            steps.append((child_bound, child))
+    return steps
+
+
+def _plan(bound: BoundTransition[Any, Any], obj: object, planned: list[PlannedStep], seen: set[int]) -> None:
+    seen.add(id(obj))
+    planned.append(PlannedStep(bound, obj, bound.check(obj)))
+    for child_bound, child in _chain_steps(bound, obj) if bound.transition.chains else ():
+        if id(child) not in seen:
+            _plan(child_bound, child, planned, seen)
+
+
+def _identity(obj: object) -> str:
+    try:
+        state = sa.inspect(obj)
+        key = state.identity
+    except Exception:
+        key = None
+    if key is None:
+        return f"(new, id {id(obj):#x})"
+    return str(key[0]) if len(key) == 1 else str(list(key))
+
+
+def refuse(bound: BoundTransition[Any, Any], obj: object, verdict: Verdict) -> TransitionNotAllowed:
+    """The error for a refused transition, naming object, transition and reasons."""
+    return TransitionNotAllowed(
+        f"{type(bound.registry).__name__}.{bound.name} refused for {type(obj).__name__} {_identity(obj)}: {verdict}",
+        verdict,
+    )
+
+
+# ------------------------------------------------------------------ class creation
+
+
+def _model_of(cls: type[Transitions[Any, Any]]) -> type[Any] | None:
+    for base in cast("tuple[Any, ...]", cls.__dict__.get("__orig_bases__", ())):
+        origin = getattr(base, "__origin__", None)
+        if isinstance(origin, type) and issubclass(origin, Transitions):
+            args = getattr(base, "__args__", ())
+            if args and isinstance(args[0], type):
+                return cast("type[Any]", args[0])
+    for base in cls.__mro__[1:]:
+        model = base.__dict__.get("model")
+        if isinstance(model, type):
+            return model
+    return None
+
+
+def _state_columns(model: type[Any]) -> dict[str, type[StateType[Any]]]:
+    mapper = cast("Mapper[Any]", sa.inspect(model))
+    found: dict[str, type[StateType[Any]]] = {}
+    for key, column in mapper.columns.items():
+        column_type = getattr(column, "type", None)
+        if isinstance(column_type, StateType):
+            found[key] = type(column_type)
+    return found
+
+
+def _sources(cls: type[Any], transition: Transition[Any]) -> list[StateType[Any]]:
+    arg = transition._from_arg
+    if arg is None:
+        return [s for s in type(transition.to).states if not s.final]
+    if isinstance(arg, StateType):
+        return [arg]
+    if isinstance(arg, Iterable) and not isinstance(arg, (str, bytes)):
+        return list(cast("Iterable[StateType[Any]]", arg))
+    raise StateDefinitionError(f"{cls.__name__}.{transition.name}: from_ must be states of a StateType, got {arg!r}")
+
+
+def _resolve(cls: type[Transitions[Any, Any]], model: type[Any], transition: Transition[Any]) -> None:
+    label = f"{cls.__name__}.{transition.name}"
+    to = transition.to
+    if not isinstance(to, StateType) or to.__dict__.get("_kind") != STATE:
+        raise StateDefinitionError(f"{label}: the target must be one plain state, got {to!r}")
+    statetype = type(to)
+    sources = _sources(cls, transition)
+    for source in sources:
+        if not isinstance(source, StateType) or "_kind" not in source.__dict__:
+            raise StateDefinitionError(f"{label}: from_ contains {source!r}, which is not a state")
+        if type(source) is not statetype:
+            raise StateDefinitionError(
+                f"{label}: from_ state {source!r} belongs to {type(source).__name__}, "
+                f"but the target {to!r} belongs to {statetype.__name__}"
+            )
+        finals = [s for s in source.states if s.final]
+        if finals:
+            raise StateDefinitionError(
+                f"{label}: {', '.join(repr(s) for s in finals)} is final; no transition may leave it"
+            )
+    columns = _state_columns(model)
+    if transition.column is not None:
+        if transition.column not in columns:
+            raise StateDefinitionError(
+                f"{label}: {model.__name__} has no StateType column {transition.column!r} "
+                f"(state columns: {', '.join(columns) or 'none'})"
+            )
+        if columns[transition.column] is not statetype:
+            raise StateDefinitionError(
+                f"{label}: {model.__name__}.{transition.column} holds {columns[transition.column].__name__}, "
+                f"not {statetype.__name__}"
+            )
+        key = transition.column
+    else:
+        matching = [k for k, t in columns.items() if t is statetype]
+        if not matching:
+            raise StateDefinitionError(f"{label}: {model.__name__} has no column of type {statetype.__name__}")
+        if len(matching) > 1:
+            raise StateDefinitionError(
+                f"{label}: {model.__name__} has several {statetype.__name__} columns ({', '.join(matching)}); "
+                "name one with column="
+            )
+        key = matching[0]
+    if transition.after is not None:
+        if transition.since is None or not hasattr(model, transition.since):
+            raise StateDefinitionError(
+                f"{label}: a timed transition needs since= naming a datetime column of {model.__name__}"
+            )
+    transition.key = key
+    transition.sources = tuple(sources)
+    plain: set[StateType[Any]] = set()
+    for source in sources:
+        if source.__dict__["_kind"] not in (STATE, GROUP) or any(
+            c for c in _conditionals_in(source)
+        ):
+            break
+        plain.update(source.states)
+    else:
+        transition._plain_sources = frozenset(plain)
+
+
+def _conditionals_in(member: StateType[Any]) -> list[StateType[Any]]:
+    d = member.__dict__
+    if d["_kind"] == GROUP:
+        return [c for e in d["_elements"] for c in _conditionals_in(e)]
+    if d["_kind"] == STATE:
+        return []
+    return [member]
+
+
+def _check_hooks(cls: type[Transitions[Any, Any]]) -> None:
+    """Hooks registered on a transition of another registry are a definition error."""
+    own = set(cls._transitions.values())
+    for name, value in cls.__dict__.items():
+        if isinstance(value, _Hook):
+            for transition in value.transitions:
+                if transition not in own:
+                    raise StateDefinitionError(
+                        f"{cls.__name__}.{name} is registered on {transition!r}, which is not a transition of "
+                        f"{cls.__name__}"
+                    )
