@@ -17,6 +17,7 @@ the exception is raised.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import weakref
@@ -262,29 +263,23 @@ def _apply_persisted(
             snapshots[id(step_obj)] = _Snapshot(instance_state(step_obj))
     new_before = set(session.new)
     deleted_before = set(session.deleted)
-    nested = None
     if use_savepoint:
         _ensure_sqlite_transaction(session)
-        nested = session.begin_nested()
     done: list[tuple[_TableInfo, object, dict[str, Any]]] = []
     applied: list[AppliedStep[Any]] = []
     results: dict[str, object] = {}
     try:
-        with session.no_autoflush:
-            for step_bound, step_obj, step_data in order:
-                step, step_results = _persist_step(
-                    step_bound, step_obj, step_data, session, snapshots[id(step_obj)], done
-                )
-                applied.append(step)
-                if step_obj is obj and step_bound is bound:
-                    results = step_results
-        if nested is not None:
-            nested.commit()
+        with session.begin_nested() if use_savepoint else contextlib.nullcontext():
+            with session.no_autoflush:
+                for step_bound, step_obj, step_data in order:
+                    step, step_results = _persist_step(
+                        step_bound, step_obj, step_data, session, snapshots[id(step_obj)], done
+                    )
+                    applied.append(step)
+                    if step_obj is obj and step_bound is bound:
+                        results = step_results
     except BaseException:
-        if nested is not None:
-            if nested.is_active:
-                nested.rollback()
-        else:
+        if not use_savepoint:
             _compensate(session, done)
             for new in set(session.new) - new_before:
                 session.expunge(new)

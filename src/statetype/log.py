@@ -15,7 +15,7 @@ from typing import Any, Optional, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.orm import Mapped, declarative_mixin, mapped_column, object_session
+from sqlalchemy.orm import Mapped, mapped_column, object_session
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["TransitionLogMixin", "UTCDateTime", "actor_text", "history_of", "jsonable", "object_id_text"]
@@ -42,7 +42,6 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.timezone.utc)
 
 
-@declarative_mixin
 class TransitionLogMixin:
     """Columns of a history table; declare ``__tablename__`` on the concrete class."""
 
@@ -55,7 +54,7 @@ class TransitionLogMixin:
     to_value: Mapped[str] = mapped_column(sa.String(255))
     actor: Mapped[Optional[str]] = mapped_column(sa.String(255), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    data: Mapped[Optional[Any]] = mapped_column(sa.JSON, nullable=True)
+    data: Mapped[Optional[Any]] = mapped_column(sa.JSON(none_as_null=True), nullable=True)
 
     def __repr__(self) -> str:
         return (

@@ -191,7 +191,10 @@ class Guard(_Hook):
     def message(self) -> str:
         """The refusal message: the docstring's first line, else the humanized name."""
         doc = (self.func.__doc__ or "").strip()
-        return doc.splitlines()[0].strip() if doc else humanize(self.func.__name__)
+        if doc:
+            return doc.splitlines()[0].strip()
+        text = self.func.__name__.strip("_").replace("_", " ")
+        return text[:1].upper() + text[1:]
 
 
 class Permission(Guard):
