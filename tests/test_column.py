@@ -365,3 +365,27 @@ def test_undeclared_value_loads_as_unknown(engine: sa.Engine, create_all: Callab
         session.commit()
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT state FROM column_unchecked WHERE id = 1")).scalar_one() == 4
+
+
+# ---------------------------------------------------------------- ORM-enabled UPDATE
+
+
+@pytest.mark.parametrize("sync", ["auto", "evaluate", "fetch"])
+def test_orm_update_synchronizes_loaded_objects(session: Session, sync: str) -> None:
+    items = {item.id: item for item in session.scalars(sa.select(Item))}
+    assert items[1].state.is_draft  # loaded before the UPDATE
+    for criterion, value in [
+        (Item.state.is_draft, ColState.is_published),  # 1, 8 -> published
+        (Item.state == 4, 3),  # 7 -> withdrawn
+        (Item.state.is_future, ColState.is_deleted),  # 3 -> deleted
+        (Item.state.in_([ColState.is_gone]), ColState.is_deleted),  # 5, 6, 7 -> deleted
+    ]:
+        session.execute(
+            sa.update(Item).where(criterion).values(state=value).execution_options(synchronize_session=sync)
+        )
+    expected = {1: "is_published", 2: "is_published", 3: "is_deleted", 4: "is_published"}
+    expected.update({5: "is_deleted", 6: "is_deleted", 7: "is_deleted", 8: "is_deleted"})
+    assert {i: item.state.name for i, item in items.items()} == expected
+    session.commit()
+    session.expire_all()
+    assert {i: item.state.name for i, item in items.items()} == expected

@@ -405,3 +405,30 @@ def test_string_column_length_in_database(engine: sa.Engine, create_all: Callabl
     columns = {c["name"]: c for c in sa.inspect(engine).get_columns("states_word")}
     assert isinstance(columns["state"]["type"], sa.String)
     assert columns["state"]["type"].length == len("archived")
+
+
+class OtherIntState(StateType[int]):
+    is_one = State(1)
+    is_two = State(2)
+
+
+def test_plain_members_equal_their_stored_value() -> None:
+    # The ORM compares members with raw values (UPDATE synchronisation, history).
+    assert ProjectState.is_draft == 1
+    assert ProjectState.is_draft != 2
+    assert 1 == ProjectState.is_draft
+    assert ProjectState.is_draft != True  # noqa: E712  (a bool is not a declared int value)
+    assert ProjectState.is_draft != "1"
+    assert hash(ProjectState.is_draft) == hash(1)
+    assert ProjectState.is_draft != OtherIntState.is_one
+    assert ProjectState.is_draft in [3, 1]
+    assert ReviewState.is_draft == "draft"
+    assert ReviewState.is_draft == ReviewEnum.DRAFT
+    assert ReviewState.is_draft != ReviewEnum.IN_REVIEW
+    # groups, conditionals and column types compare by identity
+    assert ProjectState.is_gone != 3
+    assert ProjectState.is_future != 2
+    assert ProjectState() != ProjectState()
+    column_type = ProjectState()
+    assert column_type == column_type
+    assert len({ProjectState(), ProjectState()}) == 2

@@ -156,6 +156,29 @@ class StateType(_Base, Generic[T], metaclass=_StateTypeMeta):
         def __eq__(self, other: object) -> bool: ...
         def __ne__(self, other: object) -> bool: ...
         def __hash__(self) -> int: ...
+    else:
+        # A plain (or unknown) member equals its stored value (and its enum
+        # member), as the raw value is what SQLAlchemy compares it with: the
+        # ORM's "evaluate" synchronisation of UPDATE ... WHERE state = 1, and
+        # attribute history after a raw value was loaded or synchronised.
+        # Groups, conditionals and column types keep identity.
+        def __eq__(self, other):
+            if other is self:
+                return True
+            d = self.__dict__
+            if "_storage" not in d or isinstance(other, (StateType, _bound.BoundState)):
+                return NotImplemented
+            if type(other) in type(self)._raw_types:
+                return bool(other == d["_storage"] or other == d["value"])
+            return NotImplemented
+
+        def __ne__(self, other):
+            result = self.__eq__(other)
+            return result if result is NotImplemented else not result
+
+        def __hash__(self):
+            d = self.__dict__
+            return hash(d["_storage"]) if "_storage" in d else object.__hash__(self)
 
     def __init__(
         self,
