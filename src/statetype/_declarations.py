@@ -38,7 +38,7 @@ class _Declaration(Generic[T]):
     """Base of State, StateGroup and ConditionalState."""
 
     _name: str | None
-    _title: object
+    _title: object | None  # "| None" keeps pyright from narrowing "x._title is None" to Never
     _member: StateType[Any] | None
 
     def __init__(self, title: object = None) -> None:
@@ -56,7 +56,7 @@ class _Declaration(Generic[T]):
         return ConditionalState(self, predicate)
 
     def __or__(self, other: _Declaration[T]) -> StateGroup[T]:
-        if not isinstance(other, _Declaration):
+        if not isinstance(other, _Declaration):  # pyright: ignore[reportUnnecessaryIsInstance]  (runtime guard)
             return NotImplemented
         return StateGroup(self, other)
 
@@ -102,6 +102,8 @@ class State(_Declaration[T]):
 class StateGroup(_Declaration[T]):
     """A group of states, built with ``|``: ``is_gone = is_withdrawn | is_deleted``."""
 
+    _elements: tuple[_Declaration[T], ...]
+
     def __init__(self, *elements: _Declaration[T]) -> None:
         super().__init__(None)
         flat: list[_Declaration[T]] = []
@@ -112,7 +114,7 @@ class StateGroup(_Declaration[T]):
                 flat.extend(e for e in element._elements if e not in flat)
             elif element not in flat:
                 flat.append(element)
-        self._elements: tuple[_Declaration[T], ...] = tuple(flat)
+        self._elements = tuple(flat)
 
 
 class ConditionalState(_Declaration[T]):

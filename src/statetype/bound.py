@@ -139,7 +139,7 @@ class _Dynamic:
 def build_bound_class(member: StateType[Any]) -> None:
     """Create the bound class of a plain (or unknown) member; share one instance when possible."""
     statetype = type(member)
-    d = member.__dict__
+    d = vars(member)  # not member.__dict__: pyright >= 1.1.408 types it as the metaclass's mappingproxy
     attrs: dict[str, Any] = {
         "__slots__": (),
         "_member": member,
@@ -169,10 +169,12 @@ def set_state(obj: object, key: str, member: StateType[Any]) -> None:
     attr.impl.set(instance_state(obj), instance_dict(obj), member, None)
 
 
-_base_get = InstrumentedAttribute.__get__
+_base_get = cast("type[InstrumentedAttribute[Any]]", InstrumentedAttribute).__get__
 
 
-class StateAttribute(InstrumentedAttribute[Any]):
+# SQLAlchemy declares InstrumentedAttribute.__doc__ as a hybrid property, which
+# pyright reports for every subclass.
+class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncompatibleVariableOverride]
     """The mapped attribute of a StateType column.
 
     Instance access returns the bound state; assignment validates before any
@@ -227,7 +229,7 @@ class StateAttribute(InstrumentedAttribute[Any]):
         member = self._statetype._members.get(key) if not key.startswith("_") else None
         if member is not None:
             return member._sql(self.__clause_element__(), self._parententity.entity)
-        return QueryableAttribute.__getattr__(self, key)
+        return cast("type[QueryableAttribute[Any]]", QueryableAttribute).__getattr__(self, key)
 
     def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
         # Groups and conditional states compared with == need the entity for
@@ -249,7 +251,7 @@ def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
         if not isinstance(prop, ColumnProperty) or not prop.columns:
             continue
         column = prop.columns[0]
-        column_type = getattr(column, "type", None)
+        column_type: StateType[Any] | None = getattr(column, "type", None)  # checked on the next line
         if not isinstance(column_type, StateType):
             continue
         attr = manager.get(prop.key)
