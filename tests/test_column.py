@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
@@ -360,6 +361,11 @@ def test_undeclared_value_loads_as_unknown(engine: sa.Engine, create_all: Callab
             sa.select(Unchecked.id).where(sa.or_(*(getattr(Unchecked.state, n) for n in ("is_openable", "is_live"))))
         ).all()
         assert list(found) == [2]
+        # pickling keeps members singletons, unknown values included
+        copies = pickle.loads(pickle.dumps([unknown, known]))
+        assert copies[0].__dict__["state"] is unknown.__dict__["state"]
+        assert copies[1].__dict__["state"] is ColState.is_published
+        assert copies[0].state.known is False and copies[0].state == 42
         # and it can be moved to a declared state
         unknown.state = ColState.is_deleted
         session.commit()

@@ -246,7 +246,7 @@ class StateType(_Base, Generic[T], metaclass=_StateTypeMeta):
         if kind in (_STATE, _GROUP, _CONDITIONAL) and self.name in type(self)._members:
             return (getattr, (type(self), self.name))
         if kind == _UNKNOWN:
-            return (type(self)._load_map.__getitem__, (self.__dict__["_storage"],))
+            return (_unknown_member, (type(self), self.__dict__["_storage"]))
         return super().__reduce__()
 
     def __copy__(self) -> Self:
@@ -364,6 +364,11 @@ class _BindMap(dict[object, Any]):
         if isinstance(value, enum.Enum):
             return value.value
         return value
+
+
+def _unknown_member(cls: type[StateType[Any]], raw: object) -> StateType[Any]:
+    """Unpickling an undeclared value: the class's own unknown member (not a copy of its map)."""
+    return cast("StateType[Any]", cls._load_map[raw])
 
 
 def _new_member(
