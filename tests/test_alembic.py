@@ -246,7 +246,9 @@ def assert_plain_migration(text: str) -> None:
     assert "statetype" not in text
     assert "ProjectState" not in text and "Kind(" not in text
     imports = {line.strip() for line in text.splitlines() if re.match(r"\s*(import|from)\s", line)}
-    assert imports == {"from alembic import op", "import sqlalchemy as sa"}, imports
+    allowed = {"from alembic import op", "import sqlalchemy as sa"}
+    # reflected types in the downgrade of a dropped table may be dialect types
+    assert all(i in allowed or i.startswith("from sqlalchemy.dialects import ") for i in imports), imports
 
 
 def upgrade_body(text: str) -> str:
@@ -311,10 +313,10 @@ def test_states_added_and_removed(project: AlembicProject) -> None:
     body = upgrade_body(text)
     steps = [line.strip() for line in body.splitlines() if line.strip().startswith("batch_op.")]
     assert steps == [
-        f"batch_op.create_check_constraint('ck_{t}_state_new', 'state IN (1, 2, 4)')",
+        f"batch_op.create_check_constraint(batch_op.f('ck_{t}_state_new'), 'state IN (1, 2, 4)')",
         f"batch_op.drop_constraint(batch_op.f('ck_{t}_state'), type_='check')",
         f"batch_op.create_check_constraint(batch_op.f('ck_{t}_state'), 'state IN (1, 2, 4)')",
-        f"batch_op.drop_constraint('ck_{t}_state_new', type_='check')",
+        f"batch_op.drop_constraint(batch_op.f('ck_{t}_state_new'), type_='check')",
     ]
     project.ok("upgrade", "head")
     v3_revision = project.head()
@@ -418,8 +420,30 @@ def test_new_column_and_table(project: AlembicProject) -> None:
     assert project.rejects(f"INSERT INTO {a} (id, review) VALUES (1, 'later')")
     project.execute(f"UPDATE {p} SET review = 'done' WHERE id = 1")
 
-    # No difference left, then back down.
     assert "No new upgrade operations detected" in project.ok("check")
+
+    # The column and the table removed from the models: the constraint is dropped before its column.
+    project.write_models(CONVENTION_MODELS.format(project=p, extra=""))
+    _, text = project.revision("no review")
+    assert_plain_migration(text)
+    body = upgrade_body(text)
+    steps = [line.strip() for line in body.splitlines() if line.strip().startswith("batch_op.")]
+    assert steps == [
+        f"batch_op.drop_constraint(batch_op.f('ck_{p}_review'), type_='check')",
+        "batch_op.drop_column('review')",
+    ]
+    assert f"op.drop_table('{a}')" in body
+    project.ok("upgrade", "head")
+    assert project.tables() == {p, project.version_table}
+    assert project.rows(p) == [(1, 2)]
+    assert project.checks(p).keys() == {f"ck_{p}_state"}
+    # Its downgrade restores the column with its constraint (rendered from the reflected one).
+    project.ok("downgrade", "-1")
+    assert project.values(p, "review") == {"pending", "done"}
+    assert project.rejects(f"UPDATE {p} SET review = 'later' WHERE id = 1")
+    assert project.rows(p) == [(1, 2, None)]
+
+    # And down to the first revision.
     project.ok("downgrade", "-1")
     assert project.tables() == {p, project.version_table}
     assert project.rows(p) == [(1, 2)]

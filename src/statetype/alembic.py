@@ -19,10 +19,12 @@ transactional (MariaDB, MySQL). See docs/migrations.md.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine.default import DefaultDialect
+from sqlalchemy.sql.naming import conv
 from alembic.autogenerate import comparators
 from alembic.autogenerate.render import (
     _render_gen_name,
@@ -120,21 +122,34 @@ def _reflected(sqltext: str) -> list[str]:
 
 
 def _reflected_sql(
-    column: sa.Column[Any], values: list[str], reflected: str, autogen_context: AutogenContext
+    name: str, impl: sa.types.TypeEngine[Any], values: list[str], reflected: str, autogen_context: AutogenContext
 ) -> str:
     """The database's current condition rewritten as ``state IN (...)`` (PostgreSQL
     reflects ``state = ANY (ARRAY[...])``); its reflected text if a value does not convert."""
-    assert isinstance(column.type, StateType)
-    impl = column.type.impl_instance
     try:
         raw = [impl.python_type(value) for value in values]
     except (TypeError, ValueError, NotImplementedError):
         return reflected
-    return _sql_text(sa.type_coerce(sa.column(column.name), impl).in_(raw), autogen_context)
+    return _sql_text(sa.type_coerce(sa.column(name), impl).in_(raw), autogen_context)
 
 
-def _temp_name(name: str) -> str:
-    return name[: _MAX_NAME - len(_TEMP_SUFFIX)] + _TEMP_SUFFIX
+def _default_name(table: sa.Table, column_name: str) -> str | None:
+    """The name statetype gives the CHECK constraint of a column ``column_name`` of
+    ``table`` (as column.attach_check_constraint does), for a column no longer declared."""
+    conventions = cast("Mapping[object, object]", table.metadata.naming_convention)
+    convention = conventions.get("ck") or conventions.get(sa.CheckConstraint)
+    if convention is None:
+        return f"ck_{table.name}_{column_name}"
+    metadata = sa.MetaData(naming_convention=table.metadata.naming_convention)
+    probe = sa.Table(table.name, metadata, sa.Column(column_name, sa.Integer))
+    name = column_name if "%(constraint_name)s" in str(convention) else None
+    constraint = sa.CheckConstraint(probe.c[column_name] > 0, name=name)
+    probe.append_constraint(constraint)
+    return str(constraint.name) if isinstance(constraint.name, str) else None
+
+
+def _temp_name(name: str) -> conv:
+    return conv(name[: _MAX_NAME - len(_TEMP_SUFFIX)] + _TEMP_SUFFIX)
 
 
 class ChangeStateCheckOp(ops.OpContainer):
@@ -206,13 +221,31 @@ def compare_state_checks(
             column = _state_column(constraint)
             if column is not None and isinstance(constraint.name, str):
                 ours[str(constraint.name)] = (constraint, column)
-    if not ours:
+    dropped = {
+        name: column
+        for column in conn_table.columns
+        if column.name not in metadata_table.columns and (name := _default_name(metadata_table, column.name))
+    }
+    if not ours and not dropped:
         return PriorityDispatchResult.CONTINUE
     try:
         reflected = autogen_context.inspector.get_check_constraints(tname, schema=schema)
     except NotImplementedError:
         return PriorityDispatchResult.CONTINUE
     in_database = {str(ck["name"]): ck["sqltext"] for ck in reflected if ck.get("name")}
+
+    # A column dropped from the model takes its CHECK constraint along; say so
+    # first, or SQLite's batch mode copies the constraint without its column.
+    for name in sorted(set(dropped) & set(in_database) - set(ours)):
+        column = dropped[name]
+        values = _reflected(in_database[name])
+        old_sql = _reflected_sql(column.name, column.type, values, in_database[name], autogen_context)
+        modify_table_ops.ops.append(
+            ops.DropConstraintOp(
+                conv(name), tname, "check", schema=schema,
+                _reverse=ops.CreateCheckConstraintOp(conv(name), tname, old_sql, schema=schema),
+            )
+        )
 
     # Drop what another comparator (alembic.ext.checkconstraint_byname) said about these.
     modify_table_ops.ops[:] = [
@@ -234,7 +267,9 @@ def compare_state_checks(
             continue
         values = _reflected(in_database[name])
         if frozenset(values) != new[1]:
-            old_sql = _reflected_sql(column, values, in_database[name], autogen_context)
+            assert isinstance(column.type, StateType)
+            impl = column.type.impl_instance
+            old_sql = _reflected_sql(column.name, impl, values, in_database[name], autogen_context)
             modify_table_ops.ops.append(
                 ChangeStateCheckOp(tname, constraint.name, (old_sql, frozenset(values)), new, schema=schema)
             )
