@@ -53,9 +53,13 @@ _MISSING = object()
 _AFTER_COMMIT_KEY = "statetype_after_commit"
 
 
+_now = dt.datetime.now
+_UTC = dt.timezone.utc
+
+
 def utcnow() -> dt.datetime:
     """Timezone-aware UTC now."""
-    return dt.datetime.now(dt.timezone.utc)
+    return _now(_UTC)
 
 
 # ------------------------------------------------------------------ per-model plan
@@ -155,24 +159,152 @@ class _Snapshot:
 # ------------------------------------------------------------------ apply
 
 
+class _Compiled:
+    """What applying one transition of one registry class needs, computed once."""
+
+    __slots__ = (
+        "model", "key", "to", "plain_sources", "guards", "permissions", "checks", "executes", "simple_check",
+        "has_before", "has_after", "has_step_values", "needs_snapshot", "chained", "after_commits", "has_form",
+    )
+
+    def __init__(self, bound: BoundTransition[Any, Any]) -> None:
+        registry = bound.registry
+        transition = bound.transition
+        self.model = type(registry).model
+        self.key = transition.key
+        self.to = transition.to
+        self.plain_sources = transition._plain_sources
+        self.guards = tuple(g.func for g in transition.guards)
+        self.permissions = tuple(p.func for p in transition.permissions)
+        self.checks = bool(self.guards or self.permissions)
+        self.executes = tuple((h.name, h.func) for h in transition.executes)
+        self.chained = bool(transition.chains) or registry.savepoint
+        self.simple_check = self.plain_sources is not None and not transition.chains and transition.after is None
+        self.has_before = _overrides(registry, "before")
+        self.has_after = _overrides(registry, "after")
+        self.has_step_values = _overrides(registry, "step_values")
+        self.needs_snapshot = bool(self.executes) or self.has_before or self.has_after or self.has_step_values
+        self.after_commits = tuple(h.func for h in transition.after_commits)
+        self.has_form = transition._form is not None
+
+
+_compiled_cache: dict[tuple[type[Any], int], _Compiled] = {}
+
+
+def _compiled(bound: BoundTransition[Any, Any]) -> _Compiled:
+    compiled = bound._compiled
+    if compiled is None:
+        cache_key = (type(bound.registry), id(bound.transition))
+        compiled = _compiled_cache.get(cache_key)
+        if compiled is None:
+            compiled = _compiled_cache[cache_key] = _Compiled(bound)
+        bound._compiled = compiled
+    return cast(_Compiled, compiled)
+
+
+def _allowed(bound: BoundTransition[Any, Any], compiled: _Compiled, obj: object) -> bool:
+    """Guards and permissions, without allocating."""
+    registry = bound.registry
+    for func in compiled.guards:
+        if not func(registry, obj):
+            return False
+    for func in compiled.permissions:
+        if not func(registry, obj):
+            return False
+    return True
+
+
 def apply(
     bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any] | None, form: Any
 ) -> Applied:
     """Re-check, validate, then apply ``bound`` to ``obj`` and its chain atomically."""
-    reasons = _reasons(bound, obj, set())
-    if reasons:
-        raise refuse(bound, obj, Verdict(reasons))
-    transition = bound.transition
-    if transition._form is not None or form is not None:
+    compiled = cast("_Compiled | None", bound._compiled) or _compiled(bound)
+    try:
+        state = instance_state(obj)
+    except AttributeError:
+        raise TypeError(f"{bound!r} applies to {compiled.model.__name__} objects, not {type(obj).__name__}") from None
+    current = state.dict.get(compiled.key)
+    if not (
+        compiled.simple_check
+        and current in cast("frozenset[object]", compiled.plain_sources)
+        and isinstance(obj, compiled.model)
+        and (not compiled.checks or _allowed(bound, compiled, obj))
+    ):
+        reasons = _reasons(bound, obj, set())
+        if reasons:
+            raise refuse(bound, obj, Verdict(reasons))
+        current = getattr(obj, compiled.key)._member
+    if compiled.has_form or form is not None:
         from .forms import validate
 
         data = validate(bound, obj, data, form)
     elif data is None:
         data = {}
-    session = object_session(obj)
+    session = object_session(obj) if state.session_id is not None else None
+    if compiled.chained:
+        if session is None:
+            return _apply_in_memory(bound, obj, data)
+        return _apply_persisted(bound, obj, data, session)
     if session is None:
-        return _apply_in_memory(bound, obj, data)
-    return _apply_persisted(bound, obj, data, session)
+        if not compiled.needs_snapshot:
+            # The common in-memory case: nothing can fail after the check.
+            step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor, _now(_UTC))
+            getattr(type(obj), compiled.key).impl.set(state, state.dict, compiled.to, None)
+            for func in compiled.after_commits:
+                func(bound.registry, step)
+            return Applied((step,), {})
+        return _apply_one_in_memory(bound, compiled, obj, data)
+    return _apply_one_persisted(bound, compiled, obj, data, session)
+
+
+def _apply_one_in_memory(
+    bound: BoundTransition[Any, Any], compiled: _Compiled, obj: object, data: Mapping[str, Any]
+) -> Applied:
+    """One step with hooks, no session: hooks, then the attribute; put everything back on failure."""
+    state = instance_state(obj)
+    snapshot = _Snapshot(state)
+    try:
+        step, results = _run_hooks(bound, obj, data)
+        getattr(type(obj), compiled.key).impl.set(state, state.dict, compiled.to, None)
+        if compiled.has_after:
+            bound.registry.after(step)
+    except BaseException:
+        snapshot.restore()
+        raise
+    for func in compiled.after_commits:
+        func(bound.registry, step)
+    return Applied((step,), results)
+
+
+def _apply_one_persisted(
+    bound: BoundTransition[Any, Any], compiled: _Compiled, obj: object, data: Mapping[str, Any], session: Session
+) -> Applied:
+    """One step in a session: a single compare-and-set UPDATE carries the state and what hooks changed."""
+    state = instance_state(obj)
+    if state.key is None or compiled.key in state.committed_state:
+        session.flush()
+    done: list[tuple[_TableInfo, object, dict[str, Any]]] = []
+    if not compiled.needs_snapshot:
+        with session.no_autoflush:
+            step, results = _persist_step(bound, obj, data, session, None, done)
+    else:
+        snapshot = _Snapshot(state)
+        new_before = set(session.new)
+        deleted_before = set(session.deleted)
+        try:
+            with session.no_autoflush:
+                step, results = _persist_step(bound, obj, data, session, snapshot, done)
+        except BaseException:
+            _compensate(session, done)
+            for new in set(session.new) - new_before:
+                session.expunge(new)
+            for deleted in set(session.deleted) - deleted_before:
+                session._deleted.pop(instance_state(deleted), None)
+            snapshot.restore()
+            raise
+    if compiled.after_commits:
+        _schedule_after_commit(session, [step])
+    return Applied((step,), results)
 
 
 def _apply_in_memory(bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any]) -> Applied:
@@ -297,19 +429,22 @@ def _persist_step(
     obj: object,
     data: Mapping[str, Any],
     session: Session,
-    snapshot: _Snapshot,
+    snapshot: _Snapshot | None,
     done: list[tuple[_TableInfo, object, dict[str, Any]]],
 ) -> tuple[AppliedStep[Any], dict[str, object]]:
     registry = bound.registry
     transition = bound.transition
+    compiled = _compiled(bound)
     key = transition.key
-    info = table_info(type(registry).model, key)
+    info = table_info(compiled.model, key)
     state = instance_state(obj)
     values = state.dict
-    before = dict(values) if transition.executes or _overrides(registry, "before") or _overrides(
-        registry, "step_values"
-    ) else None
-    step, step_results = _run_hooks(bound, obj, data)
+    before = snapshot.values if snapshot is not None and compiled.needs_snapshot else None
+    if compiled.needs_snapshot:
+        step, step_results = _run_hooks(bound, obj, data)
+    else:
+        step = AppliedStep(obj, bound, getattr(obj, key)._member, transition.to, data, registry.actor, utcnow())
+        step_results = {}
     old = cast("StateType[Any]", step.from_state)
     params: dict[str, Any] = {"st_new": transition.to, "st_old": old}
     identity = state.identity
@@ -366,7 +501,7 @@ def _persist_step(
                 data=jsonable(data) if data else None,
             )
         )
-    if _overrides(registry, "after"):
+    if compiled.has_after:
         registry.after(step)
     return step, step_results
 

@@ -118,7 +118,7 @@ class Applied:
     __slots__ = ("steps", "results")
 
     def __init__(self, steps: Sequence[AppliedStep[Any]], results: Mapping[str, object]) -> None:
-        self.steps: tuple[AppliedStep[Any], ...] = tuple(steps)
+        self.steps: tuple[AppliedStep[Any], ...] = steps if type(steps) is tuple else tuple(steps)
         self.results: Mapping[str, object] = results
 
     def __repr__(self) -> str:
@@ -460,12 +460,13 @@ class Transitions(Generic[M, A]):
 class BoundTransition(Generic[M, A]):
     """A transition bound to a registry instance (and so to an actor)."""
 
-    __slots__ = ("transition", "registry", "name")
+    __slots__ = ("transition", "registry", "name", "_compiled")
 
     def __init__(self, transition: Transition[Any], registry: Transitions[M, A]) -> None:
         self.transition = transition
         self.registry = registry
         self.name = transition.name
+        self._compiled: object = None
 
     @property
     def title(self) -> object:
@@ -504,9 +505,7 @@ class BoundTransition(Generic[M, A]):
 
     def __call__(self, obj: M, data: Mapping[str, Any] | None = None, form: Any = None) -> Applied:
         """Check, validate, and apply atomically; see DESIGN section 4."""
-        from .execution import apply
-
-        return apply(self, obj, data, form)
+        return _execution.apply(self, obj, data, form)
 
     def bulk(self, session: Session, *criteria: ColumnElement[bool]) -> BulkResult:
         """Apply set-based to every row that can take it and matches ``criteria``; see ``statetype.bulk``."""
@@ -746,3 +745,7 @@ def _check_hooks(cls: type[Transitions[Any, Any]]) -> None:
                         f"{cls.__name__}.{name} is registered on {transition!r}, which is not a transition of "
                         f"{cls.__name__}"
                     )
+
+
+# Imported last: execution builds on the classes above.
+from . import execution as _execution  # noqa: E402

@@ -1,0 +1,250 @@
+"""Transitions against hand-written SQLAlchemy (DESIGN.md section 10).
+
+* ``transitions``: an in-memory transition on a transient instance against a
+  hand-written check-and-assign (target <= 3x);
+* ``persisted``: 10k per-row transitions in one commit against a hand-written
+  ORM loop doing the same checks, plain (<= 1.5x) and with a guard and an
+  execute hook that stamps a column (<= 2x);
+* ``bulk``: 100k rows in one set-based transition against the same UPDATE
+  written by hand with ids returned (<= 1.5x), and with history against a raw
+  UPDATE plus a raw INSERT ... SELECT.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from harness import Result, Settings, benchmark, compare_timeit
+from models import NOW, Base, BenchState, PlainRow, StatedRow
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from statetype import Transition, TransitionLogMixin, Transitions
+
+
+class BenchLog(TransitionLogMixin, Base):
+    __tablename__ = "bench_log"
+
+
+class Plain(Transitions[StatedRow]):
+    publish = Transition(BenchState.is_draft, BenchState.is_published)
+    unpublish = Transition(BenchState.is_published, BenchState.is_draft)
+
+
+class Hooked(Transitions[StatedRow]):
+    publish = Transition(BenchState.is_draft, BenchState.is_published)
+
+    @publish.guard
+    def has_title(self, row: StatedRow) -> bool:
+        """The row needs a title."""
+        return bool(row.title)
+
+    @has_title.expression
+    def _has_title_sql(self, row: type[StatedRow]) -> ColumnElement[bool]:
+        return row.title != ""
+
+    @publish.execute
+    def stamp(self, row: StatedRow, data: Mapping[str, Any]) -> None:
+        row.start_at = NOW
+
+    @stamp.expression
+    def _stamp_sql(self, row: type[StatedRow], now: dt.datetime) -> Mapping[str, Any]:
+        return {"start_at": NOW}
+
+
+class Logged(Transitions[StatedRow]):
+    log = BenchLog
+    publish = Transition(BenchState.is_draft, BenchState.is_published)
+
+
+def _timed_with_setup(setup: Callable[[], Any], run: Callable[[Any], Any], repeats: int) -> float:
+    """Median seconds of ``run(setup())``; setup is not timed."""
+    times: list[float] = []
+    for _ in range(repeats + 1):
+        prepared = setup()
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            run(prepared)
+            times.append(time.perf_counter() - start)
+        finally:
+            gc.enable()
+    return statistics.median(times[1:])  # the first run warms caches
+
+
+@benchmark("transitions", order=30)
+def in_memory(settings: Settings) -> Iterator[Result]:
+    tx = Plain()
+    stated = StatedRow(title="x", state=BenchState.is_draft)
+    plain = PlainRow(title="x", state=1)
+    draft, published = BenchState.is_draft, BenchState.is_published
+    namespace = {"tx": tx, "stated": stated, "plain": plain, "draft": draft, "published": published}
+    n = max(settings.accesses // 10, 1000)
+    ours, baseline = compare_timeit(
+        "tx.publish(stated); tx.unpublish(stated)",
+        "if plain.state == 1: plain.state = 2\nif plain.state == 2: plain.state = 1",
+        namespace,
+        n,
+        settings.repeats,
+    )
+    yield Result(f"in-memory publish+unpublish vs int check-and-assign, {n:,}x", ours, baseline, 3.0)
+    ours, baseline = compare_timeit(
+        "tx.publish(stated); tx.unpublish(stated)",
+        "if stated.state.is_draft: stated.state = published\nif stated.state.is_published: stated.state = draft",
+        namespace,
+        n,
+        settings.repeats,
+    )
+    yield Result(f"in-memory publish+unpublish vs check-and-assign, same instance, {n:,}x", ours, baseline, 3.0)
+
+
+def _engine(settings: Settings, rows: int) -> sa.Engine:
+    engine = sa.create_engine(f"sqlite:///{settings.tmpdir / 'transitions.db'}")
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    data = [{"id": i, "title": f"row {i}", "state": 1, "start_at": None} for i in range(1, rows + 1)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(PlainRow), data)
+        conn.execute(sa.insert(StatedRow), data)
+    return engine
+
+
+def _reset(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.update(PlainRow).values(state=1, start_at=None))
+        conn.execute(sa.update(StatedRow).values(state=1, start_at=None))
+        conn.execute(sa.delete(BenchLog))
+
+
+@benchmark("persisted", order=40)
+def persisted(settings: Settings) -> Iterator[Result]:
+    rows = 500 if settings.quick else 10_000
+    engine = _engine(settings, rows)
+    try:
+
+        def load(model: type[Any]) -> Callable[[], tuple[Session, list[Any]]]:
+            def setup() -> tuple[Session, list[Any]]:
+                _reset(engine)
+                session = Session(engine)
+                return session, list(session.scalars(sa.select(model).order_by(model.id)))
+
+            return setup
+
+        def ours_plain(prepared: tuple[Session, list[StatedRow]]) -> None:
+            session, objs = prepared
+            publish = Plain().publish
+            for obj in objs:
+                publish(obj)
+            session.commit()
+            session.close()
+
+        def baseline_plain(prepared: tuple[Session, list[PlainRow]]) -> None:
+            session, objs = prepared
+            for obj in objs:
+                if obj.state == 1:
+                    obj.state = 2
+            session.commit()
+            session.close()
+
+        ours = _timed_with_setup(load(StatedRow), ours_plain, settings.repeats)
+        baseline = _timed_with_setup(load(PlainRow), baseline_plain, settings.repeats)
+        yield Result(f"{rows:,} per-row transitions, one commit, vs ORM loop", ours, baseline, 1.5)
+
+        def ours_hooked(prepared: tuple[Session, list[StatedRow]]) -> None:
+            session, objs = prepared
+            publish = Hooked().publish
+            for obj in objs:
+                publish(obj)
+            session.commit()
+            session.close()
+
+        def baseline_hooked(prepared: tuple[Session, list[PlainRow]]) -> None:
+            session, objs = prepared
+            for obj in objs:
+                if obj.state == 1 and obj.title:
+                    obj.start_at = NOW
+                    obj.state = 2
+            session.commit()
+            session.close()
+
+        ours = _timed_with_setup(load(StatedRow), ours_hooked, settings.repeats)
+        baseline = _timed_with_setup(load(PlainRow), baseline_hooked, settings.repeats)
+        yield Result(f"{rows:,} per-row, guard + stamping hook, vs ORM loop", ours, baseline, 2.0)
+    finally:
+        engine.dispose()
+
+
+@benchmark("bulk", order=50)
+def bulk(settings: Settings) -> Iterator[Result]:
+    rows = settings.rows
+    engine = _engine(settings, rows)
+    try:
+
+        def setup() -> Session:
+            _reset(engine)
+            return Session(engine)
+
+        def ours_bulk(session: Session) -> None:
+            result = Plain().publish.bulk(session)
+            assert result.count == rows
+            session.commit()
+            session.close()
+
+        table = StatedRow.__table__
+
+        def baseline_bulk(session: Session) -> None:
+            stmt = sa.update(table).where(table.c.state == 1).values(state=2).returning(table.c.id)
+            ids = [row[0] for row in session.execute(stmt)]
+            assert len(ids) == rows
+            session.commit()
+            session.close()
+
+        ours = _timed_with_setup(setup, ours_bulk, settings.repeats)
+        baseline = _timed_with_setup(setup, baseline_bulk, settings.repeats)
+        yield Result(f"bulk publish of {rows:,} rows vs hand-written UPDATE ... RETURNING", ours, baseline, 1.5)
+
+        def ours_logged(session: Session) -> None:
+            result = Logged().publish.bulk(session)
+            assert result.count == rows
+            session.commit()
+            session.close()
+
+        log = BenchLog.__table__
+
+        def baseline_logged(session: Session) -> None:
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            session.execute(
+                sa.insert(log).from_select(
+                    ["table_name", "object_id", "column_name", "transition", "from_value", "to_value", "created_at"],
+                    sa.select(
+                        sa.literal("stated_row"),
+                        sa.cast(table.c.id, sa.String),
+                        sa.literal("state"),
+                        sa.literal("publish"),
+                        sa.literal("1"),
+                        sa.literal("2"),
+                        sa.literal(now),
+                    ).where(table.c.state == 1),
+                )
+            )
+            stmt = sa.update(table).where(table.c.state == 1).values(state=2).returning(table.c.id)
+            ids = [row[0] for row in session.execute(stmt)]
+            assert len(ids) == rows
+            session.commit()
+            session.close()
+
+        ours = _timed_with_setup(setup, ours_logged, settings.repeats)
+        baseline = _timed_with_setup(setup, baseline_logged, settings.repeats)
+        yield Result(
+            f"bulk with history, {rows:,} rows, vs raw UPDATE + INSERT ... SELECT", ours, baseline, 1.5
+        )
+    finally:
+        engine.dispose()
+
