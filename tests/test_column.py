@@ -395,3 +395,49 @@ def test_orm_update_synchronizes_loaded_objects(session: Session, sync: str) -> 
     session.commit()
     session.expire_all()
     assert {i: item.state.name for i, item in items.items()} == expected
+
+
+# ---------------------------------------------------------------- NULL in conditional expressions
+
+
+class ScoreState(StateType[str]):
+    is_open = State("open")
+    is_closed = State("closed")
+
+    @is_open.conditional
+    def is_high(self, entry: Scored) -> bool:
+        return entry.score is not None and entry.score > 5
+
+    @is_high.expression
+    def _is_high_sql(self, entry: type[Scored]) -> ColumnElement[bool]:
+        return entry.score > 5  # NULL when score is NULL
+
+    is_notable = is_closed | is_high
+
+
+class Scored(UncheckedBase):
+    __tablename__ = "column_scored"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    score: Mapped[int | None]
+    state: Mapped[ScoreState] = mapped_column(ScoreState(), default=ScoreState.is_open)
+
+
+def test_conditional_is_two_valued_when_its_expression_is_null(
+    engine: sa.Engine, create_all: Callable[[sa.MetaData], None]
+) -> None:
+    create_all(UncheckedBase.metadata)
+    rows = [(1, None, "open"), (2, 9, "open"), (3, 1, "open"), (4, None, "closed"), (5, 9, "closed")]
+    with Session(engine) as session:
+        entries = [Scored(id=i, score=score, state=state) for i, score, state in rows]
+        session.add_all(entries)
+        session.commit()
+        for name in ("is_high", "is_notable"):
+            python = [e.id for e in entries if getattr(e.state, name)]
+            in_sql = session.scalars(sa.select(Scored.id).where(getattr(Scored.state, name)).order_by(Scored.id)).all()
+            negated = session.scalars(
+                sa.select(Scored.id).where(~getattr(Scored.state, name)).order_by(Scored.id)
+            ).all()
+            assert in_sql == python
+            # a check is true or false, never unknown: NOT gives exactly the others
+            assert negated == [e.id for e in entries if e.id not in python], name
+        assert session.scalars(sa.select(Scored.id).where(Scored.state != ScoreState.is_high)).all() == [1, 3, 4, 5]

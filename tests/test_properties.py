@@ -41,8 +41,16 @@ class PropState(StateType[int]):
     def _is_flagged_sql(self, item: type[PropItem]) -> ColumnElement[bool]:
         return item.flagged == sa.true()
 
+    @is_paused.conditional
+    def is_high(self, item: PropItem) -> bool:
+        return item.score is not None and item.score > 5
+
+    @is_high.expression
+    def _is_high_sql(self, item: type[PropItem]) -> ColumnElement[bool]:
+        return item.score > 5  # NULL when score is NULL
+
     is_attention = is_new | is_hot | is_over
-    is_watch = is_attention | is_flagged
+    is_watch = is_attention | is_flagged | is_high
 
 
 NAMES = tuple(PropState._members)
@@ -58,6 +66,7 @@ class PropItem(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     hot: Mapped[bool] = mapped_column(default=False)
     flagged: Mapped[bool] = mapped_column(default=False)
+    score: Mapped[int | None]
     # check=False so that the property also covers rows other programs wrote
     state: Mapped[PropState] = mapped_column(PropState(check=False), default=PropState.is_new)
 
@@ -74,6 +83,7 @@ operations = st.lists(
         st.tuples(st.just("copy"), index, index),
         st.tuples(st.just("hot"), index, st.booleans()),
         st.tuples(st.just("flagged"), index, st.booleans()),
+        st.tuples(st.just("score"), index, st.one_of(st.none(), st.integers(0, 10))),
         st.tuples(st.just("raw"), index, st.sampled_from([*VALUES, 0, 99])),
         st.tuples(st.just("flush")),
         st.tuples(st.just("commit")),
@@ -101,7 +111,7 @@ def _agree(session: Session, items: list[PropItem]) -> None:
             assert python == bool(row[name]), (item.id, state, name)
             assert (state == getattr(PropState, name)) == python
             assert bool(row[f"eq_{name}"]) == python
-            # NOT holds in SQL exactly when the check fails (no NULLs involved)
+            # NOT holds in SQL exactly when the check fails, NULL scores included
             assert bool(row[f"not_{name}"]) == (not python)
 
 
@@ -131,7 +141,7 @@ def test_python_checks_agree_with_sql(
                 else:  # an undeclared value read from the database is not assignable
                     with pytest.raises(InvalidStateValue, match="unknown value"):
                         items[op[1]].state = source
-            elif kind in ("hot", "flagged"):
+            elif kind in ("hot", "flagged", "score"):
                 setattr(items[op[1]], kind, op[2])
             elif kind == "raw":
                 item = items[op[1]]

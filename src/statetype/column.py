@@ -67,7 +67,12 @@ def member_sql(member: StateType[Any], expr: ColumnElement[Any], entity: object)
             raise StateTypeError(
                 f"{label} needs the mapped class for its SQL expression; use Model.column.{member.name}"
             )
-        return sa.and_(member_sql(d["_base"], expr, entity), expression(member, entity))
+        # ``IS TRUE`` keeps the check two-valued, as it is in Python: an
+        # expression that is NULL (a NULL column in a comparison) means "does
+        # not hold", so ``~Model.state.is_x`` selects exactly the rows where it
+        # does not. The ORM can still evaluate it (synchronize_session).
+        condition = expression(member, entity).is_(sa.true())
+        return sa.and_(member_sql(d["_base"], expr, entity), condition)
     raise InvalidStateValue(f"{member!r} is not a declared state and has no SQL form")
 
 
