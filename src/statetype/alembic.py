@@ -23,26 +23,32 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine.default import DefaultDialect
-from sqlalchemy.sql.naming import conv
 from alembic.autogenerate import comparators
+from alembic.autogenerate import render as _render
 from alembic.autogenerate.render import (
     _render_gen_name,
-    _repr_type,
     _sqlalchemy_autogenerate_prefix,
     render_op,
     renderers,
 )
 from alembic.operations import ops
 from alembic.util import DispatchPriority, PriorityDispatchResult
+from sqlalchemy.engine.default import DefaultDialect
+from sqlalchemy.sql.naming import conv
 
 from .states import StateType
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from alembic.autogenerate.api import AutogenContext
     from sqlalchemy.engine.interfaces import Dialect
+    from sqlalchemy.types import TypeEngine
 
 __all__ = ["render_item"]
+
+# alembic's own type rendering (prefix, dialect imports); its signature is loosely typed
+_repr_type = cast("Callable[[TypeEngine[Any], AutogenContext], str]", getattr(_render, "_repr_type"))
 
 _TEMP_SUFFIX = "_new"
 _MAX_NAME = 63  # PostgreSQL's identifier limit; MariaDB allows 64
@@ -212,7 +218,8 @@ def compare_state_checks(
     metadata_table: sa.Table | None,
 ) -> PriorityDispatchResult:
     """Autogenerate comparator for an existing table: add the CHECK constraint of a
-    StateType column the database lacks, replace one whose values differ."""
+    StateType column the database lacks, replace one whose values differ, and drop
+    the constraint of a column removed from the model before the column itself."""
     if conn_table is None or metadata_table is None:
         return PriorityDispatchResult.CONTINUE
     ours: dict[str, tuple[sa.CheckConstraint, sa.Column[Any]]] = {}
@@ -234,20 +241,8 @@ def compare_state_checks(
         return PriorityDispatchResult.CONTINUE
     in_database = {str(ck["name"]): ck["sqltext"] for ck in reflected if ck.get("name")}
 
-    # A column dropped from the model takes its CHECK constraint along; say so
-    # first, or SQLite's batch mode copies the constraint without its column.
-    for name in sorted(set(dropped) & set(in_database) - set(ours)):
-        column = dropped[name]
-        values = _reflected(in_database[name])
-        old_sql = _reflected_sql(column.name, column.type, values, in_database[name], autogen_context)
-        modify_table_ops.ops.append(
-            ops.DropConstraintOp(
-                conv(name), tname, "check", schema=schema,
-                _reverse=ops.CreateCheckConstraintOp(conv(name), tname, old_sql, schema=schema),
-            )
-        )
-
-    # Drop what another comparator (alembic.ext.checkconstraint_byname) said about these.
+    # These constraints are ours to compare: drop what another comparator (the opt-in
+    # alembic.ext.checkconstraint_byname, comparing SQL text) said about them.
     modify_table_ops.ops[:] = [
         op
         for op in modify_table_ops.ops
@@ -257,6 +252,23 @@ def compare_state_checks(
             and str(getattr(op, "constraint_name", None)) in ours
         )
     ]
+
+    # A column dropped from the model takes its CHECK constraint along; say so
+    # first, or SQLite's batch mode copies the constraint without its column.
+    for name in sorted(set(dropped) & set(in_database) - set(ours)):
+        column = dropped[name]
+        values = _reflected(in_database[name])
+        old_sql = _reflected_sql(column.name, column.type, values, in_database[name], autogen_context)
+        modify_table_ops.ops.append(
+            ops.DropConstraintOp(
+                conv(name),
+                tname,
+                "check",
+                schema=schema,
+                _reverse=ops.CreateCheckConstraintOp(conv(name), tname, old_sql, schema=schema),
+            )
+        )
+
     for name in sorted(ours):
         constraint, column = ours[name]
         new = (_check_sql(constraint, autogen_context), _declared(column))
@@ -267,8 +279,7 @@ def compare_state_checks(
             continue
         values = _reflected(in_database[name])
         if frozenset(values) != new[1]:
-            assert isinstance(column.type, StateType)
-            impl = column.type.impl_instance
+            impl = cast("StateType[Any]", column.type).impl_instance
             old_sql = _reflected_sql(column.name, impl, values, in_database[name], autogen_context)
             modify_table_ops.ops.append(
                 ChangeStateCheckOp(tname, constraint.name, (old_sql, frozenset(values)), new, schema=schema)
