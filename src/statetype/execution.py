@@ -68,7 +68,7 @@ def utcnow() -> dt.datetime:
 class _TableInfo:
     """What a compare-and-set UPDATE needs for one state attribute of one model."""
 
-    __slots__ = ("table", "state_column", "pk", "foldable", "refresh_keys", "statements", "mapper")
+    __slots__ = ("table", "state_column", "pk", "foldable", "refresh_keys", "statements", "mapper", "compiled")
 
     def __init__(self, model: type[Any], key: str) -> None:
         mapper = cast("Mapper[Any]", sa.inspect(model))
@@ -94,6 +94,32 @@ class _TableInfo:
             self.pk.append((mapper.get_property_by_column(column).key, column))
         self.refresh_keys = tuple(refresh)
         self.statements: dict[frozenset[str], sa.Update] = {}
+        self.compiled: dict[
+            tuple[frozenset[str], object], tuple[str, tuple[str, ...] | None, dict[str, Callable[[Any], Any]]]
+        ] = {}
+
+    def execute(self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any]) -> int:
+        """Run the compare-and-set UPDATE; returns the matched row count.
+
+        The statement is compiled once per dialect and sent with
+        ``exec_driver_sql``, which keeps SQLAlchemy's events and logging but
+        skips the per-call compile-cache lookup and parameter processing that
+        make ``execute()`` cost twice as much for this one hot statement.
+        """
+        dialect = connection.dialect
+        entry = self.compiled.get((changed, dialect))
+        if entry is None:
+            compiled = self.statement(changed).compile(dialect=dialect)
+            processors = {name: proc for name, proc in compiled._bind_processors.items() if callable(proc)}
+            positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+            entry = self.compiled[(changed, dialect)] = (compiled.string, positional, processors)
+        sql, positional, processors = entry
+        processed = {name: processors[name](value) if name in processors else value for name, value in params.items()}
+        if positional is not None:
+            result = connection.exec_driver_sql(sql, tuple(processed[name] for name in positional))
+        else:
+            result = connection.exec_driver_sql(sql, processed)
+        return result.rowcount
 
     def statement(self, changed: frozenset[str]) -> sa.Update:
         stmt = self.statements.get(changed)
@@ -464,10 +490,8 @@ def _persist_step(
                 previous[f"st_v_{attr_key}"] = (
                     state.committed_state.get(attr_key, was) if was is not _MISSING else None
                 )
-    statement = info.statement(frozenset(changed))
     connection = session.connection(bind_arguments={"mapper": info.mapper})
-    result = connection.execute(statement, params)
-    if result.rowcount != 1:
+    if info.execute(connection, frozenset(changed), params) != 1:
         raise ConcurrentTransitionError(
             f"{type(registry).__name__}.{bound.name}: {type(obj).__name__} {object_id_text(tuple(identity))} "
             f"is no longer {old.title} in the database; another transaction changed it first"
@@ -511,7 +535,7 @@ def _compensate(session: Session, done: list[tuple[_TableInfo, object, dict[str,
     for info, _obj, previous in reversed(done):
         changed = frozenset(k[len("st_v_") :] for k in previous if k.startswith("st_v_"))
         connection = session.connection(bind_arguments={"mapper": info.mapper})
-        connection.execute(info.statement(changed), previous)
+        info.execute(connection, changed, previous)
 
 
 # ------------------------------------------------------------------ after_commit
