@@ -110,9 +110,12 @@ class _TableInfo:
         entry = self.compiled.get((changed, dialect))
         if entry is None:
             compiled = self.statement(changed).compile(dialect=dialect)
-            processors = {name: proc for name, proc in compiled._bind_processors.items() if callable(proc)}
-            positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-            entry = self.compiled[(changed, dialect)] = (compiled.string, positional, processors)
+            found: dict[str, Callable[[Any], Any]] = {}
+            for name, proc in compiled._bind_processors.items():
+                if callable(proc):
+                    found[name] = proc
+            order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+            entry = self.compiled[(changed, dialect)] = (compiled.string, order, found)
         sql, positional, processors = entry
         processed = {name: processors[name](value) if name in processors else value for name, value in params.items()}
         if positional is not None:
