@@ -167,7 +167,9 @@ class _Hook:
         self.transitions: list[Transition[Any]] = []
 
     def __set_name__(self, owner: type[object], name: str) -> None:
-        self.name = name
+        # The SQL form may bind the same hook under a second name: keep the function's.
+        if owner.__dict__.get(getattr(self.func, "__name__", "")) is not self:
+            self.name = name
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
