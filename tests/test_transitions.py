@@ -523,3 +523,36 @@ def test_after_commit_runs_on_commit_only(db: DBSession) -> None:
         nested.rollback()
     db.commit()
     assert calls == [("publish", "is_published")]
+
+
+def test_rollback_after_a_chain_undoes_it(db: DBSession) -> None:
+    """pysqlite's default transaction handling must not let the chain's savepoint commit the caller's work."""
+    ann, project, s1, s2, comment = _world(db)
+    ProjectTransitions(actor=ann).delete(project)
+    db.rollback()
+    assert _states(db, Project) == [(project.id, "is_draft")]
+    assert _states(db, Session) == [(s1.id, "is_draft"), (s2.id, "is_draft")]
+    assert _states(db, Comment) == [(comment.id, "is_draft")]
+    assert db.scalar(sa.select(sa.func.count()).select_from(ProjectLog)) == 0
+
+
+class Pair(Base):
+    __tablename__ = "tx_pair"
+    a: sa.orm.Mapped[int] = sa.orm.mapped_column(primary_key=True, autoincrement=False)
+    b: sa.orm.Mapped[str] = sa.orm.mapped_column(sa.String(10), primary_key=True)
+    state: sa.orm.Mapped[ItemState] = sa.orm.mapped_column(ItemState(), default=ItemState.is_draft)
+
+
+class PairTransitions(Transitions[Pair]):
+    log = ProjectLog
+    publish = Transition(ItemState.is_draft, ItemState.is_published)
+
+
+def test_history_of_a_composite_key_is_a_json_array(db: DBSession) -> None:
+    pair = Pair(a=7, b="x")
+    db.add(pair)
+    db.commit()
+    PairTransitions().publish(pair)
+    db.commit()
+    assert [h.object_id for h in PairTransitions().history(pair)] == ['[7, "x"]']
+    assert db.get(Pair, (7, "x")).state.is_published  # type: ignore[union-attr]
