@@ -238,6 +238,10 @@ def test_bound_value_checks_and_attributes(session: Session) -> None:
     assert state == TaskState.is_doing
     assert state == 2
     assert state != 1
+    assert Task(state=TaskState.is_todo).state != True  # noqa: E712  (1 is declared, True is not)
+    assert Task(state=TaskState.is_todo).state == 1
+    assert state != 2.0
+    assert state != "2"
     assert state != TaskState.is_todo
     assert state == TaskState.is_open
     assert state == TaskState.is_urgent

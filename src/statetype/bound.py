@@ -93,6 +93,8 @@ class BoundState:
                 return covers(other, member, self._obj)
             return False
         d = member.__dict__
+        if type(other) not in type(member)._raw_types:
+            return False  # as for members and assignment: True is not 1, "1" is not 1
         return bool(d["_storage"] == other or d["value"] == other)
 
     def __ne__(self, other: object) -> bool:
