@@ -110,16 +110,21 @@ def _apply(
     attr = getattr(model, transition.key)
     clause = attr.__clause_element__()
     log = registry.log
-    # With history, one statement per source state, so each row's from_value is known.
-    if log is not None:
-        groups: list[tuple[StateType[Any] | None, ColumnElement[bool]]] = [
-            (state, state._sql(clause, model)) for state in _plain_sources(transition)
-        ]
+    # With history or after_commit hooks, one statement per source state, so each
+    # row's from_value (and its AppliedStep's from_state) is known.
+    if log is not None or transition.after_commits:
+        groups: list[tuple[StateType[Any] | None, ColumnElement[bool]]] = _source_groups(
+            transition, clause, model
+        )
     else:
         groups = [(None, sa.or_(*(source._sql(clause, model) for source in transition.sources)))]
+    if session.autoflush:
+        # Like an ORM UPDATE: pending objects and changes reach the database first.
+        session.flush()
     connection = session.connection(bind_arguments={"mapper": mapper})
     dialect = connection.dialect
     all_ids: list[Any] = []
+    from_states: list[tuple[StateType[Any] | None, list[Any]]] = []
     history: list[dict[str, Any]] = []
     for from_state, source_condition in groups:
         where = sa.and_(source_condition, *conditions)
@@ -151,6 +156,7 @@ def _apply(
                         moved = sa.select(*pk_columns).where(by_pk, info.state_column == transition.to)
                         ids.extend(tuple(row) for row in connection.execute(moved))
         all_ids.extend(ids)
+        from_states.append((from_state, ids))
         if log is not None and ids:
             actor = actor_text(registry.actor)
             from_value = str(from_state.__dict__["_storage"]) if from_state is not None else None
@@ -175,20 +181,29 @@ def _apply(
         connection.execute(sa.insert(log_table), history)
     _expire_loaded(session, mapper, all_ids, transition.key, info.refresh_keys, values, model)
     if transition.after_commits and all_ids:
-        _schedule(session, bound, model, mapper, all_ids, now)
+        _schedule(session, bound, model, mapper, from_states, now)
     plain_ids = [key[0] for key in all_ids] if len(pk_columns) == 1 else all_ids
     return BulkResult(len(all_ids), plain_ids)
 
 
-def _plain_sources(transition: Transition[Any]) -> list[StateType[Any]]:
-    seen: dict[StateType[Any], None] = {}
+def _source_groups(
+    transition: Transition[Any], clause: ColumnElement[Any], model: type[Any]
+) -> list[tuple[StateType[Any], ColumnElement[bool]]]:
+    """One (plain state, SQL condition) per plain source state, in declaration order.
+
+    A conditional source contributes its own SQL narrowed to each plain state it
+    covers, so history's from_value is always a stored value.
+    """
+    conditions: dict[StateType[Any], list[ColumnElement[bool]]] = {}
     for source in transition.sources:
-        if source.__dict__["_kind"] == "conditional" or _has_conditional(source):
-            # Conditional sources keep their own SQL; history's from_value comes from their base.
-            seen[source] = None
+        if _has_conditional(source):
+            source_sql = source._sql(clause, model)
+            for state in source.states:
+                conditions.setdefault(state, []).append(sa.and_(state._sql(clause, model), source_sql))
         else:
-            seen.update(dict.fromkeys(source.states))
-    return list(seen)
+            for state in source.states:
+                conditions.setdefault(state, []).append(state._sql(clause, model))
+    return [(state, parts[0] if len(parts) == 1 else sa.or_(*parts)) for state, parts in conditions.items()]
 
 
 def _has_conditional(member: StateType[Any]) -> bool:
@@ -232,7 +247,12 @@ def _expire_loaded(
 
 
 def _schedule(
-    session: Session, bound: BoundTransition[Any, Any], model: type[Any], mapper: Mapper[Any], ids: list[Any], now: dt.datetime
+    session: Session,
+    bound: BoundTransition[Any, Any],
+    model: type[Any],
+    mapper: Mapper[Any],
+    from_states: list[tuple[StateType[Any] | None, list[Any]]],
+    now: dt.datetime,
 ) -> None:
     """after_commit hooks for set-based steps: once per row, objects loaded in one query."""
     import weakref
@@ -241,6 +261,8 @@ def _schedule(
 
     transition = bound.transition
     pk_columns = [c for c in mapper.primary_key]
+    source_of = {key: state for state, keys in from_states for key in keys}
+    ids = list(source_of)
 
     def run() -> None:
         with Session(bind=session.get_bind(mapper)) as reader:
@@ -249,7 +271,11 @@ def _schedule(
             else:
                 where = sa.tuple_(*pk_columns).in_(ids)
             for obj in reader.scalars(sa.select(model).where(where)):
-                step: AppliedStep[Any] = AppliedStep(obj, bound, None, transition.to, {}, bound.registry.actor, now)
+                identity = sa.inspect(obj).identity
+                from_state = source_of.get(tuple(identity)) if identity is not None else None
+                step: AppliedStep[Any] = AppliedStep(
+                    obj, bound, from_state, transition.to, {}, bound.registry.actor, now
+                )
                 for hook in transition.after_commits:
                     hook.func(bound.registry, step)
 
