@@ -113,8 +113,8 @@ def _apply(
     # With history or after_commit hooks, one statement per source state, so each
     # row's from_value (and its AppliedStep's from_state) is known.
     if log is not None or transition.after_commits:
-        groups: list[tuple[StateType[Any] | None, ColumnElement[bool]]] = _source_groups(
-            transition, clause, model
+        groups: list[tuple[StateType[Any] | None, ColumnElement[bool]]] = list(
+            _source_groups(transition, clause, model)
         )
     else:
         groups = [(None, sa.or_(*(source._sql(clause, model) for source in transition.sources)))]
