@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -125,7 +126,7 @@ def _apply(
     dialect = connection.dialect
     all_ids: list[Any] = []
     from_states: list[tuple[StateType[Any] | None, list[Any]]] = []
-    history: list[dict[str, Any]] = []
+    history: list[tuple[StateType[Any] | None, list[Any]]] = []
     for from_state, source_condition in groups:
         where = sa.and_(source_condition, *conditions)
         if dialect.update_returning and not skip_locked:
@@ -158,27 +159,10 @@ def _apply(
         all_ids.extend(ids)
         from_states.append((from_state, ids))
         if log is not None and ids:
-            actor = actor_text(registry.actor)
-            from_value = str(from_state.__dict__["_storage"]) if from_state is not None else None
-            to_value = str(transition.to.__dict__["_storage"])
-            history.extend(
-                {
-                    "table_name": info.table.name,
-                    "object_id": object_id_text(key),
-                    "column_name": info.state_column.name,
-                    "transition": bound.name,
-                    "from_value": from_value,
-                    "to_value": to_value,
-                    "actor": actor,
-                    "created_at": now,
-                    "data": None,
-                }
-                for key in ids
-            )
+            history.append((from_state, ids))
     if history:
         assert log is not None
-        log_table = cast("sa.Table", cast(Any, log).__table__)
-        connection.execute(sa.insert(log_table), history)
+        _write_history(connection, cast("sa.Table", cast(Any, log).__table__), bound, info, history, now)
     _expire_loaded(session, mapper, all_ids, transition.key, info.refresh_keys, values, model)
     if transition.after_commits and all_ids:
         _schedule(session, bound, model, mapper, from_states, now)
@@ -213,6 +197,77 @@ def _has_conditional(member: StateType[Any]) -> bool:
     if d["_kind"] == "group":
         return any(_has_conditional(e) for e in d["_elements"])
     return False
+
+
+def _write_history(
+    connection: sa.Connection,
+    log_table: sa.Table,
+    bound: BoundTransition[Any, Any],
+    info: Any,
+    history: list[tuple[StateType[Any] | None, list[Any]]],
+    now: dt.datetime,
+) -> None:
+    """One history row per updated row, set-based.
+
+    With a single-column integer or string key the rows are written by one
+    ``INSERT ... SELECT`` per source state, the ids passed as one parameter
+    (``= ANY(array)`` on PostgreSQL, ``json_each`` on SQLite); otherwise by one
+    executemany.
+    """
+    from .log import UTCDateTime
+
+    actor = actor_text(bound.registry.actor)
+    to_value = str(bound.transition.to.__dict__["_storage"])
+    dialect = connection.dialect.name
+    pk_columns = [column for _, column in info.pk]
+    for from_state, ids in history:
+        from_value = str(from_state.__dict__["_storage"]) if from_state is not None else None
+        plain_ids = [key[0] for key in ids]
+        simple = len(pk_columns) == 1 and all(type(v) in (int, str) for v in plain_ids)
+        if simple and dialect in ("postgresql", "sqlite"):
+            pk = pk_columns[0]
+            matching: ColumnElement[bool]
+            if dialect == "postgresql":
+                from sqlalchemy.dialects import postgresql
+
+                matching = pk == sa.any_(sa.bindparam("st_ids", plain_ids, type_=postgresql.ARRAY(pk.type)))
+            else:
+                each = sa.func.json_each(sa.bindparam("st_ids", json.dumps(plain_ids), type_=sa.String)).table_valued(
+                    "value"
+                )
+                matching = pk.in_(sa.select(each.c.value))
+            rows = sa.select(
+                sa.literal(info.table.name, sa.String),
+                sa.cast(pk, sa.String(255)),
+                sa.literal(info.state_column.name, sa.String),
+                sa.literal(bound.name, sa.String),
+                sa.literal(from_value, sa.String),
+                sa.literal(to_value, sa.String),
+                sa.literal(actor, sa.String),
+                sa.literal(now, UTCDateTime()),
+            ).where(matching)
+            names = [
+                "table_name", "object_id", "column_name", "transition", "from_value", "to_value", "actor", "created_at"
+            ]
+            connection.execute(sa.insert(log_table).from_select(names, rows))
+        else:
+            connection.execute(
+                sa.insert(log_table),
+                [
+                    {
+                        "table_name": info.table.name,
+                        "object_id": object_id_text(key),
+                        "column_name": info.state_column.name,
+                        "transition": bound.name,
+                        "from_value": from_value,
+                        "to_value": to_value,
+                        "actor": actor,
+                        "created_at": now,
+                        "data": None,
+                    }
+                    for key in ids
+                ],
+            )
 
 
 def _expire_loaded(
