@@ -84,7 +84,7 @@ def _in_values(statetype: type[StateType[Any]], values: Iterable[object]) -> lis
             value = value._member
         d = getattr(value, "__dict__", None)
         if d is not None and "_kind" in d and isinstance(value, sa.types.TypeEngine):
-            if type(value) is not statetype:
+            if type(value) is not statetype:  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
                 raise InvalidStateValue(f"{value!r} is not a member of {statetype.__name__}")
             plain: list[object] = []
             conditionals: list[StateType[Any]] = []

@@ -105,7 +105,15 @@ class _StateTypeMeta(type):
         return cls
 
 
-class StateType(_Base, Generic[T], metaclass=_StateTypeMeta):
+if TYPE_CHECKING:
+    # Type checkers see no custom metaclass: pyright >= 1.1.408 resolves instance
+    # attributes such as __dict__ through a custom metaclass (pyright #11548).
+    _Meta = type
+else:
+    _Meta = _StateTypeMeta
+
+
+class StateType(_Base, Generic[T], metaclass=_Meta):
     """A state machine that is also a SQLAlchemy column type.
 
     Subclass as ``class ProjectState(StateType[int])`` with ``State`` members;
@@ -284,7 +292,7 @@ class StateType(_Base, Generic[T], metaclass=_StateTypeMeta):
                 return cast("Self", found)
         if isinstance(value, StateType):
             raise InvalidStateValue(
-                f"{label}: {value!r} is a member of {type(value).__name__}, not of {cls.__name__}"
+                f"{label}: {value!r} is a member of {type(value).__name__}, not of {cls.__name__}"  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
             )
         raise InvalidStateValue(f"{label}: {value!r} is not a value of {cls.__name__} ({_describe_values(cls)})")
 
@@ -328,7 +336,11 @@ class StateType(_Base, Generic[T], metaclass=_StateTypeMeta):
     def _set_parent(self, parent: SchemaEventTarget, outer: bool = False, **kw: Any) -> None:
         super()._set_parent(parent, outer=outer, **kw)  # type: ignore[misc]
         if self.__dict__.get("check") and isinstance(parent, sa.Column):
-            parent._on_table_attach(lambda col, table: attach_check_constraint(self, col, table))
+
+            def attach(col: sa.Column[Any], table: sa.Table) -> None:
+                attach_check_constraint(self, col, table)
+
+            parent._on_table_attach(attach)
 
     def _sql(self, expr: ColumnElement[Any], entity: object) -> ColumnElement[bool]:
         """This member's SQL condition on ``expr`` (a state column of ``entity``)."""
@@ -363,7 +375,7 @@ class _BindMap(dict[object, Any]):
             return value.__dict__["_storage"]
         if isinstance(value, enum.Enum):
             return value.value
-        return value
+        return value  # pyright: ignore[reportUnknownVariableType]  (isinstance narrowing leaves type arguments Unknown)
 
 
 def _unknown_member(cls: type[StateType[Any]], raw: object) -> StateType[Any]:
@@ -447,8 +459,8 @@ def _iter_declarations(namespace: dict[str, Any]) -> Iterator[tuple[str, _Declar
     under another name) is an alias, not a new member."""
     seen: set[int] = set()
     for key, value in namespace.items():
-        if isinstance(value, _Declaration) and id(value) not in seen:
-            seen.add(id(value))
+        if isinstance(value, _Declaration) and id(value) not in seen:  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
+            seen.add(id(value))  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
             yield key, value
 
 
