@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -217,3 +218,37 @@ def assert_history_consistent(session: Any, m: Models, initial: Mapping[int, str
             assert from_value == current, f"doc {doc_id}: history {chains[doc_id]} breaks at {from_value}"
             current = to_value
         assert current == str(state.value), f"doc {doc_id} holds {state!r}, history ends at {current}"
+
+
+# ------------------------------------------------------------------ concurrency helpers
+
+
+def guarded_engine(url: sa.URL, workers: int) -> sa.Engine:
+    """An engine whose lock waits end in an error, so a deadlock fails instead of hanging."""
+    if url.get_backend_name() == "postgresql":
+        connect_args: dict[str, Any] = {"options": "-c lock_timeout=10000 -c statement_timeout=20000"}
+    else:
+        connect_args = {"init_command": "SET SESSION innodb_lock_wait_timeout=10", "read_timeout": 30}
+    return sa.create_engine(url, pool_size=workers + 2, connect_args=connect_args)
+
+
+def run_workers(target: Callable[[int], None], count: int, timeout: float = 60) -> list[BaseException]:
+    """Start ``count`` threads at once; returns their exceptions. A thread still alive fails the test."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count, timeout=timeout)
+
+    def body(n: int) -> None:
+        try:
+            barrier.wait()
+            target(n)
+        except BaseException as error:  # collected and reported by the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=body, args=(n,), daemon=True) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    alive = [t for t in threads if t.is_alive()]
+    assert not alive, f"{len(alive)} worker(s) still running after {timeout}s: deadlock or lost wake-up"
+    return errors
