@@ -131,7 +131,7 @@ def _apply(
         where = sa.and_(source_condition, *conditions)
         if dialect.update_returning and not skip_locked:
             returning = sa.update(info.table).where(where).values(values).returning(*pk_columns)
-            ids = [tuple(row) for row in connection.execute(returning)]
+            ids = list(map(tuple, connection.execute(returning).all()))
         else:
             select = sa.select(*pk_columns).where(where).with_for_update(skip_locked=skip_locked)
             if dialect.name == "sqlite":
