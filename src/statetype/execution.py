@@ -192,7 +192,7 @@ class _Compiled:
     """What applying one transition of one registry class needs, computed once."""
 
     __slots__ = (
-        "model", "key", "to", "plain_sources", "guards", "permissions", "checks", "executes", "simple_check",
+        "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "executes", "simple_check",
         "has_before", "has_after", "has_step_values", "needs_snapshot", "chained", "after_commits", "has_form",
     )
 
@@ -203,6 +203,8 @@ class _Compiled:
         self.key = transition.key
         self.to = transition.to
         self.plain_sources = transition._plain_sources
+        # Identity, not equality: members compare equal to their raw values.
+        self.source_ids = frozenset(id(m) for m in self.plain_sources or ())
         self.guards = tuple(g.func for g in transition.guards)
         self.permissions = tuple(p.func for p in transition.permissions)
         self.checks = bool(self.guards or self.permissions)
@@ -255,7 +257,7 @@ def apply(
     current = state.dict.get(compiled.key)
     if not (
         compiled.simple_check
-        and current in cast("frozenset[object]", compiled.plain_sources)
+        and id(current) in compiled.source_ids
         and isinstance(obj, compiled.model)
         and (not compiled.checks or _allowed(bound, compiled, obj))
     ):
