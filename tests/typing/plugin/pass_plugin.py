@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import reveal_type
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import Project, ProjectState
@@ -16,6 +17,10 @@ reveal_type(Project.state.is_live_and_open)  # R: ColumnElement[bool]
 reveal_type(Project.review.is_decided)  # R: ColumnElement[bool]
 reveal_type(Project.colour.is_red)  # R: ColumnElement[bool]
 reveal_type(~Project.state.is_gone)  # R: ColumnElement[bool]
+
+# An alias is typed as the model class, so it gets the same treatment.
+Other = aliased(Project)
+reveal_type(Other.state.is_draft)  # R: ColumnElement[bool]
 
 visible: ColumnElement[bool] = sa.and_(Project.state.is_live, ~Project.state.is_future)
 query = sa.select(Project.id).where(visible, Project.review.is_pending)
