@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, Session
 
-from .exceptions import BulkNotSupported
+from .exceptions import BulkNotSupported, ConcurrentTransitionError
 from .log import actor_text, object_id_text
 
 if TYPE_CHECKING:
@@ -133,29 +133,7 @@ def _apply(
             returning = sa.update(info.table).where(where).values(values).returning(*pk_columns)
             ids = list(map(tuple, connection.execute(returning).all()))
         else:
-            select = sa.select(*pk_columns).where(where).with_for_update(skip_locked=skip_locked)
-            if dialect.name == "sqlite":
-                select = sa.select(*pk_columns).where(where)
-            candidates = [tuple(row) for row in connection.execute(select)]
-            ids = []
-            for start in range(0, len(candidates), _CHUNK):
-                chunk = candidates[start : start + _CHUNK]
-                if len(pk_columns) == 1:
-                    by_pk = pk_columns[0].in_([c[0] for c in chunk])
-                else:
-                    by_pk = sa.tuple_(*pk_columns).in_(chunk)
-                stmt = sa.update(info.table).where(by_pk, where).values(values)
-                if dialect.update_returning:
-                    ids.extend(tuple(row) for row in connection.execute(stmt.returning(*pk_columns)))
-                else:
-                    result = connection.execute(stmt)
-                    if result.rowcount == len(chunk):
-                        ids.extend(chunk)
-                    else:
-                        # A row changed between the locking read and the update (only
-                        # possible without row locks): find which ones moved.
-                        moved = sa.select(*pk_columns).where(by_pk, info.state_column == transition.to)
-                        ids.extend(tuple(row) for row in connection.execute(moved))
+            ids = _update_locked(connection, info.table, pk_columns, where, values, skip_locked)
         all_ids.extend(ids)
         from_states.append((from_state, ids))
         if log is not None and ids:
@@ -168,6 +146,74 @@ def _apply(
         _schedule(session, bound, model, mapper, from_states, now)
     plain_ids = [key[0] for key in all_ids] if len(pk_columns) == 1 else all_ids
     return BulkResult(len(all_ids), plain_ids)
+
+
+def _update_locked(
+    connection: sa.Connection,
+    table: sa.Table,
+    pk_columns: list[sa.Column[Any]],
+    where: ColumnElement[bool],
+    values: Mapping[Any, object],
+    skip_locked: bool,
+) -> list[tuple[Any, ...]]:
+    """Lock the matching rows by primary key, then update them by primary key; returns their keys.
+
+    MySQL/MariaDB: candidates come from a plain read, then each chunk is
+    re-read ``FOR UPDATE`` through the primary key only (``FORCE INDEX
+    (PRIMARY)``, in key order), so the only locks taken are record locks on
+    the rows that change. A locking read through a secondary index (an index
+    on the state column, say) would also lock index entries that a per-row
+    compare-and-set on another row needs, and InnoDB would report a deadlock.
+    PostgreSQL (run_due, ``SKIP LOCKED``): one locking read on ``where``.
+    SQLite has no row locks; the UPDATE re-checks ``where`` instead.
+    """
+    dialect = connection.dialect
+    order = [c.asc() for c in pk_columns]
+    innodb = dialect.name in ("mysql", "mariadb")
+    if innodb:
+        found = sa.select(*pk_columns).where(where).order_by(*order)
+    elif dialect.name == "sqlite":
+        found = sa.select(*pk_columns).where(where)
+    else:
+        found = sa.select(*pk_columns).where(where).order_by(*order).with_for_update(skip_locked=skip_locked)
+    candidates = [tuple(row) for row in connection.execute(found)]
+    ids: list[tuple[Any, ...]] = []
+    for start in range(0, len(candidates), _CHUNK):
+        chunk = candidates[start : start + _CHUNK]
+        if innodb:
+            lock = (
+                sa.select(*pk_columns)
+                .where(_by_key(pk_columns, chunk), where)
+                .order_by(*order)
+                .with_hint(table, "FORCE INDEX (PRIMARY)", dialect_name=dialect.name)
+                .with_for_update(skip_locked=skip_locked)
+            )
+            chunk = [tuple(row) for row in connection.execute(lock)]
+            if not chunk:
+                continue
+            # Locked and re-checked by the read above: the key alone picks the rows.
+            stmt = sa.update(table).where(_by_key(pk_columns, chunk)).values(values)
+        else:
+            stmt = sa.update(table).where(_by_key(pk_columns, chunk), where).values(values)
+        if dialect.update_returning:
+            ids.extend(tuple(row) for row in connection.execute(stmt.returning(*pk_columns)))
+            continue
+        result = connection.execute(stmt)
+        if result.rowcount != len(chunk):
+            # Only without row locks (SQLite older than 3.35): another connection wrote
+            # between our read and our UPDATE, and which rows changed is unknown.
+            raise ConcurrentTransitionError(
+                f"UPDATE of {table.name} matched {result.rowcount} of {len(chunk)} rows: another transaction "
+                "changed some of them first; roll back and retry"
+            )
+        ids.extend(chunk)
+    return ids
+
+
+def _by_key(pk_columns: list[sa.Column[Any]], keys: list[tuple[Any, ...]]) -> ColumnElement[bool]:
+    if len(pk_columns) == 1:
+        return pk_columns[0].in_([key[0] for key in keys])
+    return sa.tuple_(*pk_columns).in_(keys)
 
 
 def _source_groups(
