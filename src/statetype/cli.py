@@ -31,7 +31,9 @@ from types import ModuleType
 from typing import Any, TextIO
 
 import sqlalchemy as sa
+from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import Mapper
+from sqlalchemy.sql.elements import False_
 from sqlalchemy.types import TypeEngine
 
 from .bound import CONDITIONAL
@@ -89,7 +91,7 @@ def _resolve(target: str) -> object:
 
 
 def _is_registry(obj: object) -> bool:
-    return isinstance(obj, type) and issubclass(obj, Transitions) and hasattr(obj, "model")
+    return isinstance(obj, type) and issubclass(obj, Transitions) and hasattr(obj, "model")  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
 
 
 def _is_statetype(obj: object) -> bool:
@@ -157,9 +159,7 @@ def check_statetype(statetype: type[StateType[Any]]) -> list[Finding]:
     return findings
 
 
-def _never_conditions(
-    registry: type[Transitions[Any, Any]], instance: Transitions[Any, Any] | None, transition: Transition[Any]
-) -> list[str]:
+def _never_conditions(instance: Transitions[Any, Any] | None, transition: Transition[Any]) -> list[str]:
     """Why ``transition`` can never pass, as far as the declarations tell."""
     reasons: list[str] = []
     for kind, hooks in (("guard", transition.guards), ("permission", transition.permissions)):
@@ -169,24 +169,31 @@ def _never_conditions(
     for source in transition.sources:
         if source.__dict__["_kind"] == CONDITIONAL and _always_false(source.__dict__["_predicate"]):
             reasons.append(f"its source {source.name} can never hold")
-    if instance is not None:
-        for guard in transition.guards:
-            if guard.sql is None:
-                continue
-            try:
-                expression = guard.sql(instance, registry.model)
-            except Exception:
-                continue
-            if isinstance(expression, sa.sql.elements.False_):
-                reasons.append(f"the SQL form of guard {guard.name} is always false")
-        if transition.after is not None:
-            from .bulk import _refusals
+    if instance is not None and transition.after is not None:
+        from .bulk import _refusals
 
-            try:
-                _refusals(getattr(instance, transition.name))
-            except BulkNotSupported as error:
-                reasons.append(f"it is timed, but run_due() refuses it ({error})")
+        try:
+            _refusals(getattr(instance, transition.name))
+        except BulkNotSupported as error:
+            reasons.append(f"it is timed, but run_due() refuses it ({error})")
     return reasons
+
+
+def _sql_always_false(
+    registry: type[Transitions[Any, Any]], instance: Transitions[Any, Any], transition: Transition[Any]
+) -> list[str]:
+    """Guards whose SQL form is the constant ``false()`` (their Python form may still pass per row)."""
+    names: list[str] = []
+    for guard in transition.guards:
+        if guard.sql is None:
+            continue
+        try:
+            expression = guard.sql(instance, registry.model)
+        except Exception:
+            continue
+        if isinstance(expression, False_):
+            names.append(guard.name)
+    return names
 
 
 def check_registry(registry: type[Transitions[Any, Any]]) -> list[Finding]:
@@ -201,11 +208,19 @@ def check_registry(registry: type[Transitions[Any, Any]]) -> list[Finding]:
     transitions = registry.transitions()
     blocked: dict[str, list[str]] = {}
     for transition in transitions:
-        reasons = _never_conditions(registry, instance, transition)
+        reasons = _never_conditions(instance, transition)
         if reasons:
             blocked[transition.name] = reasons
             for reason in reasons:
                 findings.append(Finding(f"{name}.{transition.name}", f"can never apply: {reason}"))
+        if instance is not None:
+            for guard in _sql_always_false(registry, instance, transition):
+                findings.append(
+                    Finding(
+                        f"{name}.{transition.name}",
+                        f"where() and bulk() never match: the SQL form of guard {guard} is always false",
+                    )
+                )
     columns = _state_columns(model)
     for key, statetype in columns.items():
         own = [t for t in transitions if t.key == key]
@@ -295,7 +310,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"{args.model} is not a mapped class")
     try:
         columns = _state_columns(model)
-    except sa.exc.NoInspectionAvailable:
+    except NoInspectionAvailable:
         raise UsageError(f"{args.model} is not a mapped class") from None
     if not columns:
         raise UsageError(f"{model.__name__} has no StateType column")
@@ -331,7 +346,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         engine.dispose()
     if undeclared_total:
-        print(f"statetype audit: {undeclared_total} row(s) hold undeclared values", file=sys.stderr)
+        print(f"statetype audit: {undeclared_total} stored value(s) are not declared states", file=sys.stderr)
         return 1
     return 0
 
