@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from .bound import CONDITIONAL, GROUP, STATE
 from .states import StateType
@@ -135,7 +135,7 @@ def edges_of(transition: Transition[Any]) -> list[_Edge]:
     for source in transition.sources:
         _expand(source, covered, None)
     edges: list[_Edge] = []
-    for state in type(transition.to).states:
+    for state in cast("type[StateType[Any]]", type(transition.to)).states:
         if state in covered:
             condition = covered[state]
             edges.append(_Edge(state, transition.to, _label(transition, tuple(condition or ()))))
@@ -143,16 +143,17 @@ def edges_of(transition: Transition[Any]) -> list[_Edge]:
 
 
 def _machines(x: object) -> list[_Machine]:
+    # isinstance/issubclass narrowing leaves type arguments Unknown for pyright.
     if isinstance(x, Transitions):
-        x = type(x)
+        x = type(x)  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
     if isinstance(x, type) and issubclass(x, StateType) and "_members" in x.__dict__:
-        return [_Machine(x, None, ())]
-    if isinstance(x, type) and issubclass(x, Transitions) and hasattr(x, "model"):
-        registry: type[Transitions[Any, Any]] = x
+        return [_Machine(x, None, ())]  # pyright: ignore[reportUnknownArgumentType]
+    if isinstance(x, type) and issubclass(x, Transitions) and hasattr(x, "model"):  # pyright: ignore[reportUnknownArgumentType]
+        registry: type[Transitions[Any, Any]] = x  # pyright: ignore[reportUnknownVariableType]
         columns = _state_columns(registry.model)
         transitions = registry.transitions()
         used = [key for key in columns if any(t.key == key for t in transitions)] or list(columns)
-        machines = []
+        machines: list[_Machine] = []
         for key in used:
             edges = tuple(e for t in transitions if t.key == key for e in edges_of(t))
             machines.append(_Machine(columns[key], key, edges))

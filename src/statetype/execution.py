@@ -82,7 +82,7 @@ class _TableInfo:
         refresh: list[str] = []
         for prop in mapper.column_attrs:
             column = prop.columns[0]
-            if not isinstance(prop, ColumnProperty) or getattr(column, "table", None) is not table:
+            if not isinstance(prop, ColumnProperty) or getattr(column, "table", None) is not table:  # pyright: ignore[reportUnnecessaryIsInstance]  (runtime guard)
                 continue
             if column.primary_key:
                 continue
@@ -580,7 +580,7 @@ def _drop_after_commit(session: Session, previous_transaction: Any) -> None:
         session.info.pop(_AFTER_COMMIT_KEY, None)
         return
     # A savepoint rolled back: drop the hooks registered inside it.
-    kept = []
+    kept: list[Any] = []
     for ref, call in pending:
         transaction = ref() if ref is not None else None
         inside = False

@@ -11,9 +11,10 @@ import enum
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, object_session
 from sqlalchemy.types import TypeDecorator
@@ -77,7 +78,7 @@ def actor_text(actor: object) -> str | None:
     try:
         state = sa.inspect(actor)
         identity = getattr(state, "identity", None)
-    except sa.exc.NoInspectionAvailable:
+    except NoInspectionAvailable:
         identity = None
     if identity:
         return object_id_text(tuple(identity))
@@ -89,9 +90,9 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v) for v in value]  # pyright: ignore[reportUnknownVariableType]  (isinstance narrowing leaves type arguments Unknown)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, enum.Enum):

@@ -402,7 +402,7 @@ class Transitions(Generic[M, A]):
             if isinstance(value, Transition):
                 value.name = name
                 value.registry = cls
-                _resolve(cls, model, value)
+                _resolve(cls, model, value)  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
                 transitions[name] = value
         cls._transitions = transitions
         _check_hooks(cls)
@@ -594,10 +594,10 @@ def _chain_steps(bound: BoundTransition[Any, Any], obj: object) -> list[tuple[Bo
                     f"{type(bound.registry).__name__}.{chain.name} must return (bound transition, object) pairs, "
                     f"got {step!r}"
                 )
-            current = current_state(child_bound, child)
+            current = current_state(child_bound, child)  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
             if current is child_bound.transition.to:
                 continue
-            steps.append((child_bound, child))
+            steps.append((child_bound, child))  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
     return steps
 
 
@@ -649,7 +649,7 @@ def _state_columns(model: type[Any]) -> dict[str, type[StateType[Any]]]:
     mapper = cast("Mapper[Any]", sa.inspect(model))
     found: dict[str, type[StateType[Any]]] = {}
     for key, column in mapper.columns.items():
-        column_type = getattr(column, "type", None)
+        column_type: StateType[Any] | None = getattr(column, "type", None)  # checked on the next line
         if isinstance(column_type, StateType):
             found[key] = type(column_type)
     return found
@@ -658,7 +658,7 @@ def _state_columns(model: type[Any]) -> dict[str, type[StateType[Any]]]:
 def _sources(cls: type[Any], transition: Transition[Any]) -> list[StateType[Any]]:
     arg = transition._from_arg
     if arg is None:
-        return [s for s in type(transition.to).states if not s.final]
+        return [s for s in cast("type[StateType[Any]]", type(transition.to)).states if not s.final]
     if isinstance(arg, StateType):
         return [arg]
     if isinstance(arg, Iterable) and not isinstance(arg, (str, bytes)):
@@ -671,10 +671,10 @@ def _resolve(cls: type[Transitions[Any, Any]], model: type[Any], transition: Tra
     to = transition.to
     if not isinstance(to, StateType) or to.__dict__.get("_kind") != STATE:
         raise StateDefinitionError(f"{label}: the target must be one plain state, got {to!r}")
-    statetype = type(to)
+    statetype = type(to)  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
     sources = _sources(cls, transition)
     for source in sources:
-        if not isinstance(source, StateType) or "_kind" not in source.__dict__:
+        if not isinstance(source, StateType) or "_kind" not in source.__dict__:  # pyright: ignore[reportUnnecessaryIsInstance]  (runtime guard)
             raise StateDefinitionError(f"{label}: from_ contains {source!r}, which is not a state")
         if type(source) is not statetype:
             raise StateDefinitionError(
