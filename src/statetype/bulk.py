@@ -331,7 +331,7 @@ def _expire_loaded(
     keys = {key, *refresh}
     for column in values:
         if isinstance(column, sa.Column):
-            keys.add(mapper.get_property_by_column(column).key)
+            keys.add(mapper.get_property_by_column(column).key)  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
     identity_map = session.identity_map
     if len(identity_map) < len(ids):
         wanted = set(ids)
