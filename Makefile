@@ -20,11 +20,12 @@ demo: $(STAMP)
 # typing checks, docs examples. pytest-xdist spreads it over the cores.
 test: $(STAMP)
 	$(BIN)/python -m mypy
+	$(BIN)/pyright
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
-	$(BIN)/pyright src
+	$(BIN)/pyright
 
 stress: $(STAMP)
 	STATETYPE_STRESS=1 $(BIN)/python -m pytest -p no:cacheprovider -m slow tests
