@@ -556,3 +556,29 @@ def test_history_of_a_composite_key_is_a_json_array(db: DBSession) -> None:
     db.commit()
     assert [h.object_id for h in PairTransitions().history(pair)] == ['[7, "x"]']
     assert db.get(Pair, (7, "x")).state.is_published  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("point", ["execute", "after"])
+def test_objects_added_or_deleted_by_failing_hooks_are_put_back(db: DBSession, point: str) -> None:
+    ann, project, s1, *_ = _world(db)
+
+    class Meddling(Transitions[Project, User]):
+        publish = Transition(ItemState.is_draft, ItemState.is_published)
+
+        @publish.execute
+        def meddle(self, project: Project, data: Mapping[str, Any]) -> None:
+            db.add(Account())
+            db.delete(s1)
+            if point == "execute":
+                raise Boom(point)
+
+        def after(self, step: AppliedStep[Project]) -> None:
+            raise Boom(point)
+
+    with pytest.raises(Boom):
+        Meddling(actor=ann).publish(project)
+    assert not db.new and not db.deleted
+    db.commit()
+    assert db.scalar(sa.select(sa.func.count()).select_from(Account)) == 1
+    assert _states(db, Session)[0] == (s1.id, "is_draft")
+    assert _states(db, Project) == [(project.id, "is_draft")]

@@ -185,6 +185,24 @@ class _Snapshot:
                     identity_map._modified.discard(state)
 
 
+class _Membership:
+    """Which objects the session holds as new and deleted, to undo what hooks added."""
+
+    __slots__ = ("session", "new", "deleted")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.new = set(session.new)
+        self.deleted = set(session.deleted)
+
+    def restore(self) -> None:
+        session = self.session
+        for added in set(session.new) - self.new:
+            session.expunge(added)
+        for deleted in set(session.deleted) - self.deleted:
+            session._deleted.pop(instance_state(deleted), None)
+
+
 # ------------------------------------------------------------------ apply
 
 
@@ -284,27 +302,8 @@ def apply(
             for func in compiled.after_commits:
                 func(bound.registry, step)
             return Applied((step,), {})
-        return _apply_one_in_memory(bound, compiled, obj, data)
+        return _apply_in_memory(bound, obj, data)
     return _apply_one_persisted(bound, compiled, obj, data, session)
-
-
-def _apply_one_in_memory(
-    bound: BoundTransition[Any, Any], compiled: _Compiled, obj: object, data: Mapping[str, Any]
-) -> Applied:
-    """One step with hooks, no session: hooks, then the attribute; put everything back on failure."""
-    state = instance_state(obj)
-    snapshot = _Snapshot(state)
-    try:
-        step, results = _run_hooks(bound, obj, data)
-        getattr(type(obj), compiled.key).impl.set(state, state.dict, compiled.to, None)
-        if compiled.has_after:
-            bound.registry.after(step)
-    except BaseException:
-        snapshot.restore()
-        raise
-    for func in compiled.after_commits:
-        func(bound.registry, step)
-    return Applied((step,), results)
 
 
 def _apply_one_persisted(
@@ -320,17 +319,13 @@ def _apply_one_persisted(
             step, results = _persist_step(bound, obj, data, session, None, done)
     else:
         snapshot = _Snapshot(state)
-        new_before = set(session.new)
-        deleted_before = set(session.deleted)
+        membership = _Membership(session)
         try:
             with session.no_autoflush:
                 step, results = _persist_step(bound, obj, data, session, snapshot, done)
         except BaseException:
             _compensate(session, done)
-            for new in set(session.new) - new_before:
-                session.expunge(new)
-            for deleted in set(session.deleted) - deleted_before:
-                session._deleted.pop(instance_state(deleted), None)
+            membership.restore()
             snapshot.restore()
             raise
     if compiled.after_commits:
@@ -415,17 +410,16 @@ def _apply_persisted(
     registry = bound.registry
     use_savepoint = len(order) > 1 or registry.savepoint
     # Objects must exist in the database, with their state flushed, before a compare-and-set.
-    for _, step_obj, _ in order:
+    for step_bound, step_obj, _ in order:
         state = instance_state(step_obj)
-        if state.key is None or bound.transition.key in state.committed_state:
+        if state.key is None or step_bound.transition.key in state.committed_state:
             session.flush()
             break
     snapshots: dict[int, _Snapshot] = {}
     for _, step_obj, _ in order:
         if id(step_obj) not in snapshots:
             snapshots[id(step_obj)] = _Snapshot(instance_state(step_obj))
-    new_before = set(session.new)
-    deleted_before = set(session.deleted)
+    membership = _Membership(session)
     if use_savepoint:
         _ensure_sqlite_transaction(session)
     done: list[tuple[_TableInfo, object, dict[str, Any]]] = []
@@ -444,10 +438,7 @@ def _apply_persisted(
     except BaseException:
         if not use_savepoint:
             _compensate(session, done)
-            for new in set(session.new) - new_before:
-                session.expunge(new)
-            for deleted in set(session.deleted) - deleted_before:
-                session._deleted.pop(instance_state(deleted), None)
+            membership.restore()
         for snapshot in snapshots.values():
             snapshot.restore()
         raise
