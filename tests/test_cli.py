@@ -367,3 +367,81 @@ def test_audit_of_a_class_without_state_columns(modules: Path, tmp_path: Path) -
     done = run("audit", f"sqlite:///{tmp_path / 'x.db'}", "cli_models:Base", cwd=modules)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------ demo
+
+
+def _demo(*prefix: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.run([*prefix, "demo"], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_demo_runs_every_feature(tmp_path: Path) -> None:
+    command = [str(STATETYPE)] if STATETYPE.exists() else [sys.executable, "-m", "statetype"]
+    done = _demo(*command, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    for expected in [
+        "ProjectState: is_draft=1 (Draft), is_published=2 (Published), is_withdrawn=3 (Withdrawn), "
+        "is_deleted=4 (Deleted, final)",
+        "  SQL:  SELECT project.title FROM project WHERE project.state IN (3, 4) ORDER BY project.id",
+        "  rows: ['Conference']",
+        "available to ada on Launch: ['publish', 'delete']",
+        "tx.publish.form(launch): PublishForm with fields ['note']",
+        "tx.publish(launch, data={'note': ''}) -> TransitionDataInvalid {'note': ['This field is required.']}",
+        "tx.publish(launch, data={'note': 'Going live'}) -> Draft -> Published; note='Going live', "
+        "published_at=2026-06-01 00:00:00",
+        "bob publishes Side project: allowed=False",
+        "  - guard: The account must be published.",
+        "  - permission: Only the project's editor may publish it.",
+        "  ProjectSession 'Keynote': Scheduled -> Deleted",
+        "  ProjectSession 'Workshop': Scheduled -> Deleted",
+        "  Project 'Conference': Published -> Deleted",
+        "tx.publish.bulk(session, Project.account_id == 1) -> 2 row(s), ids [5, 6]",
+        "  publish: 1 -> 2 by user 1 data {'note': 'Going live'}",
+        "  expire: 1 -> 4 by the system",
+        "session 'Workshop': delete: 1 -> 3 by user 1",
+        "stateDiagram-v2",
+        "    is_draft --> is_deleted: Expire [after 30 days since created_at]",
+    ]:
+        assert expected in lines, expected
+    assert any(line.startswith("calling it anyway raises TransitionNotAllowed: ") for line in lines)
+    assert "  1 row(s) expired; projects now: Launch: Published, Side project: Draft, Conference: Deleted, " \
+        "Old draft: Deleted, Beta: Draft, Retracted: Withdrawn, Archived: Deleted" in lines
+    # Sections in order.
+    sections = [line for line in lines if line.startswith("== ")]
+    assert sections == [
+        "== States ==",
+        "== Transitions ==",
+        "== SQL filters ==",
+        "== A transition with a form ==",
+        "== A refused transition ==",
+        "== A chain: deleting a project deletes its sessions ==",
+        "== Timed transitions ==",
+        "== A bulk transition ==",
+        "== History ==",
+        "== Diagram (mermaid) ==",
+    ]
+    # Nothing is left behind: the database lived in a temporary directory.
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_with_python_m_and_without_wtforms(tmp_path: Path) -> None:
+    block = "import sys; sys.modules['wtforms'] = None; import runpy; runpy.run_module('statetype', run_name='__main__')"
+    done = _demo(sys.executable, "-c", block, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "note: WTForms is not installed (pip install 'statetype[forms]'); publish runs without a form" in lines
+    assert not any("PublishForm" in line for line in lines)
+    assert "tx.publish(launch, data={'note': 'Going live'}) -> Draft -> Published; note='Going live', " \
+        "published_at=2026-06-01 00:00:00" in lines
+    assert "== Diagram (mermaid) ==" in lines
+
+
+def test_demo_is_the_same_on_every_run(tmp_path: Path) -> None:
+    first = _demo(sys.executable, "-m", "statetype", cwd=tmp_path)
+    second = _demo(sys.executable, "-m", "statetype", cwd=tmp_path)
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout
