@@ -582,3 +582,10 @@ def test_objects_added_or_deleted_by_failing_hooks_are_put_back(db: DBSession, p
     assert db.scalar(sa.select(sa.func.count()).select_from(Account)) == 1
     assert _states(db, Session)[0] == (s1.id, "is_draft")
     assert _states(db, Project) == [(project.id, "is_draft")]
+
+
+def test_registry_without_a_model_is_refused() -> None:
+    with pytest.raises(StateDefinitionError, match=r"Loose\.go: the registry has no model"):
+
+        class Loose(Transitions["Project"]):  # type: ignore[type-arg]
+            go = Transition(ItemState.is_draft, ItemState.is_published)

@@ -395,6 +395,12 @@ class Transitions(Generic[M, A]):
         super().__init_subclass__(**kwargs)
         model = _model_of(cls)
         if model is None:
+            declared = [name for name, value in cls.__dict__.items() if isinstance(value, Transition)]
+            if declared:
+                raise StateDefinitionError(
+                    f"{cls.__name__}.{declared[0]}: the registry has no model; "
+                    f"declare it as class {cls.__name__}(Transitions[Model, Actor]) with the mapped class itself"
+                )
             return
         cls.model = model
         transitions = dict(getattr(cls, "_transitions", {}))
