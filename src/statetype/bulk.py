@@ -160,8 +160,8 @@ def _update_locked(
 
     MySQL/MariaDB: candidates come from a plain read, then each chunk is
     re-read ``FOR UPDATE`` through the primary key only (``FORCE INDEX
-    (PRIMARY)``, in key order), so the only locks taken are record locks on
-    the rows that change. A locking read through a secondary index (an index
+    (PRIMARY)``, in key order) and updated the same way, so the only locks
+    taken are record locks on the rows that change. A locking read through a secondary index (an index
     on the state column, say) would also lock index entries that a per-row
     compare-and-set on another row needs, and InnoDB would report a deadlock.
     PostgreSQL (run_due, ``SKIP LOCKED``): one locking read on ``where``.
@@ -191,8 +191,14 @@ def _update_locked(
             chunk = [tuple(row) for row in connection.execute(lock)]
             if not chunk:
                 continue
-            # Locked and re-checked by the read above: the key alone picks the rows.
-            stmt = sa.update(table).where(_by_key(pk_columns, chunk)).values(values)
+            # Locked and re-checked by the read above: the key alone picks the rows. Without
+            # the hint a long IN list may become a table scan, which locks every row it reads.
+            stmt = (
+                sa.update(table)
+                .where(_by_key(pk_columns, chunk))
+                .values(values)
+                .with_hint("FORCE INDEX (PRIMARY)", dialect_name=dialect.name)
+            )
         else:
             stmt = sa.update(table).where(_by_key(pk_columns, chunk), where).values(values)
         if dialect.update_returning:
