@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -140,24 +141,23 @@ def test_the_state_and_since_index_is_usable(db: Session) -> None:
 
 # ------------------------------------------------------------------ concurrent workers
 
-WORKERS = 4
-ROUNDS = 3
-DUE = 120
+SERVERS = pytest.mark.parametrize("db_url", ["postgresql", "mariadb"], indirect=True)
+STRESS = os.environ.get("STATETYPE_STRESS", "") not in ("", "0")
 
 
-@pytest.mark.parametrize("db_url", ["postgresql", "mariadb"], indirect=True)
-def test_concurrent_workers_apply_each_due_step_exactly_once(db_url: sa.URL, db: Session) -> None:
+def race_run_due(db_url: sa.URL, db: Session, workers: int, rounds: int, due: int) -> None:
+    """``workers`` threads each call run_due ``rounds`` times at once; every due row changes once."""
     now = EPOCH + 100 * DAY
-    db.add_all(Doc(id=i, state=D if i % 3 else W, created_at=EPOCH) for i in range(1, DUE + 1))
-    db.add_all(Doc(id=i, state=D, created_at=now) for i in range(DUE + 1, DUE + 21))  # not due
+    db.add_all(Doc(id=i, state=D if i % 3 else W, created_at=EPOCH) for i in range(1, due + 1))
+    db.add_all(Doc(id=i, state=D, created_at=now) for i in range(due + 1, due + 21))  # not due
     db.commit()
-    engine = guarded_engine(db_url, WORKERS)
+    engine = guarded_engine(db_url, workers)
     counts: list[int] = []
     lock = threading.Lock()
 
     def worker(n: int) -> None:
         tx = Tx(actor=f"worker{n}")
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             with Session(engine) as session:
                 count = tx.run_due(session, now=now)
                 session.commit()
@@ -165,14 +165,26 @@ def test_concurrent_workers_apply_each_due_step_exactly_once(db_url: sa.URL, db:
                 counts.append(count)
 
     try:
-        errors = run_workers(worker, WORKERS)
+        errors = run_workers(worker, workers, timeout=120)
     finally:
         engine.dispose()
     assert errors == []
-    assert sum(counts) == DUE
+    assert sum(counts) == due
     rows = db.execute(sa.select(Log.object_id, sa.func.count()).group_by(Log.object_id)).all()
-    assert len(rows) == DUE and all(n == 1 for _, n in rows)
+    assert len(rows) == due and all(n == 1 for _, n in rows)
     states = _states(db)
-    assert all(states[i] == ("is_deleted" if i % 3 else "is_archived") for i in range(1, DUE + 1))
-    assert all(states[i] == "is_draft" for i in range(DUE + 1, DUE + 21))
-    assert len(m.calls) == sum(1 for i in range(1, DUE + 1) if i % 3)
+    assert all(states[i] == ("is_deleted" if i % 3 else "is_archived") for i in range(1, due + 1))
+    assert all(states[i] == "is_draft" for i in range(due + 1, due + 21))
+    assert len(m.calls) == sum(1 for i in range(1, due + 1) if i % 3)
+
+
+@SERVERS
+def test_concurrent_workers_apply_each_due_step_exactly_once(db_url: sa.URL, db: Session) -> None:
+    race_run_due(db_url, db, workers=6, rounds=3, due=150)
+
+
+@SERVERS
+@pytest.mark.slow
+@pytest.mark.skipif(not STRESS, reason="long variant: set STATETYPE_STRESS=1 (make stress)")
+def test_concurrent_workers_stress(db_url: sa.URL, db: Session) -> None:
+    race_run_due(db_url, db, workers=8, rounds=10, due=3000)
