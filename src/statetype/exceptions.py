@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .transitions import Verdict
 
 __all__ = [
     "BulkNotSupported",
@@ -41,9 +45,9 @@ class TransitionNotAllowed(StateTypeError):
     ``.verdict`` holds every reason.
     """
 
-    def __init__(self, message: str, verdict: object) -> None:
+    def __init__(self, message: str, verdict: Verdict) -> None:
         super().__init__(message)
-        self.verdict = verdict
+        self.verdict: Verdict = verdict
 
 
 class TransitionDataInvalid(StateTypeError):

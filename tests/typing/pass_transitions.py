@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import reveal_type
 
 from models import Project
-from statetype import Verdict
+from statetype import TransitionNotAllowed, Verdict
 from transition_models import ProjectTransitions, User
 
 tx = ProjectTransitions(actor=User("ada", editor=True))
@@ -22,3 +22,9 @@ if verdict:
 for bound in tx.available(project):
     reveal_type(bound)  # R: BoundTransition[Project, User]
 print(ProjectTransitions.publish.where(Project), [reason.message for reason in verdict.reasons])
+
+try:
+    tx.publish(project)
+except TransitionNotAllowed as error:
+    reveal_type(error.verdict)  # R: Verdict
+    print([reason.kind for reason in error.verdict.reasons])
