@@ -93,7 +93,7 @@ def history(engine: sa.Engine) -> list[tuple[str, str, str, str]]:
             sa.select(OperationLog.object_id, OperationLog.transition, OperationLog.from_value, OperationLog.to_value)
             .order_by(OperationLog.id)
         )
-        return [(o, t, names[f], names[to]) for o, t, f, to in rows]
+        return [(o, t, names[f or ""], names[to]) for o, t, f, to in rows]  # per-row steps always have a from_value
 
 
 def states(engine: sa.Engine) -> dict[str, str]:

@@ -54,6 +54,12 @@ def record(observers: Observers, **kwargs: Any) -> list[tuple[int, str, str, str
     return seen
 
 
+def load(session: Session, service_id: int) -> Service:
+    service = session.get(Service, service_id)
+    assert service is not None
+    return service
+
+
 def db_states(engine: sa.Engine) -> dict[str, str]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(Service.name, Service.state).order_by(Service.id))
@@ -188,16 +194,16 @@ def test_observers_hear_of_commits_only(manager: ServiceManager, engine: sa.Engi
     tx = ServiceTransitions(actor="ops", observers=manager.observers)
 
     with Session(engine) as session:
-        tx.finish_initializing(session.get(Service, svc))
-        tx.finish_initializing(session.get(Service, other))
+        tx.finish_initializing(load(session, svc))
+        tx.finish_initializing(load(session, other))
         assert seen == []  # not committed yet
         session.rollback()
     assert seen == [] and log_rows(engine) == []
     assert db_states(engine) == {"queue": "is_initializing", "other": "is_initializing"}
 
     with Session(engine) as session:
-        tx.finish_initializing(session.get(Service, svc))
-        tx.finish_initializing(session.get(Service, other))
+        tx.finish_initializing(load(session, svc))
+        tx.finish_initializing(load(session, other))
         session.commit()
     # the subscriber filtered on svc hears of svc only, once
     assert seen == [(svc, "finish_initializing", "is_initializing", "is_initialized")]
