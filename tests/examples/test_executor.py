@@ -267,11 +267,13 @@ def test_recover_only_the_operations_of_dead_workers(tables: sa.Engine) -> None:
     assert alive.finish("mine", result=3) is not None
 
 
-def test_a_conflict_is_retried_and_the_loser_of_a_race_gives_up_cleanly(tables: sa.Engine) -> None:
+def test_a_conflict_is_retried_and_the_loser_of_a_race_gives_up_cleanly(db_url: sa.URL, tables: sa.Engine) -> None:
     """An operator cancels while a worker claims: the cancel meets a conflict, retries and wins."""
     work = Work()
     operator = Executor(tables, work.handlers(), worker="operator")
-    worker = Executor(tables, work.handlers(), worker="worker")
+    # The worker writes while the operator's transaction is open: bound its lock waits on the servers.
+    racer_engine = tables if db_url.get_backend_name() == "sqlite" else guarded(db_url, 1)
+    worker = Executor(racer_engine, work.handlers(), worker="worker")
     seen = record(operator.subscribers)
     operator.submit("op", "add", add("op"))
     injected: list[str] = []
@@ -298,6 +300,8 @@ def test_a_conflict_is_retried_and_the_loser_of_a_race_gives_up_cleanly(tables: 
         ("op", "cancel", "is_running", "is_cancelled"),
     ]
     assert seen == [("op", "cancel", "is_running", "is_cancelled")]  # the operator's own subscribers
+    if racer_engine is not tables:
+        racer_engine.dispose()
 
 
 def test_a_stale_object_gets_concurrent_transition_error(tables: sa.Engine) -> None:
