@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session as DBSession
 from statetype import (
     AppliedStep,
     ConcurrentTransitionError,
+    InvalidStateValue,
     StateDefinitionError,
     Step,
     Transition,
@@ -589,3 +590,14 @@ def test_registry_without_a_model_is_refused() -> None:
 
         class Loose(Transitions["Project"]):  # type: ignore[type-arg]
             go = Transition(ItemState.is_draft, ItemState.is_published)
+
+
+def test_from_value_accepts_members_and_bound_values(db: DBSession) -> None:
+    ann, project, *_ = _world(db)
+    assert ItemState.from_value(ItemState.is_draft) is ItemState.is_draft
+    assert ItemState.from_value(project.state) is ItemState.is_draft
+    assert ItemState.from_value(2) is ItemState.is_published
+    with pytest.raises(InvalidStateValue):
+        ItemState.from_value(ItemState.is_gone)
+    with pytest.raises(InvalidStateValue):
+        ItemState.from_value(ReviewState.is_pending)

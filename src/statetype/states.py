@@ -267,7 +267,11 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
 
     @classmethod
     def from_value(cls, raw: object) -> Self:
-        """The state for a raw value (or enum member); ``InvalidStateValue`` otherwise."""
+        """The state for a raw value, enum member, member or bound value; ``InvalidStateValue`` otherwise."""
+        if type(raw) is cls and raw.__dict__.get("_kind") == _STATE:
+            return raw
+        if isinstance(raw, _bound.BoundState) and type(raw._member) is cls and raw._member.known:
+            return raw._member
         if type(raw) in cls._raw_types:
             member = cls._by_value.get(raw)
             if member is not None:
