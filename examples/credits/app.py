@@ -63,7 +63,7 @@ def create_app(engine: sa.Engine, secret_key: str = "change me", **config: Any) 
         return CreditTransitions(actor=g.officer, outbox=outbox)
 
     def load(credit_id: int) -> Credit:
-        credit = g.db.get(Credit, credit_id)
+        credit: Credit | None = g.db.get(Credit, credit_id)
         if credit is None:
             abort(404)
         return credit
