@@ -264,15 +264,16 @@ def _allowed(bound: BoundTransition[Any, Any], compiled: _Compiled, obj: object)
 
 
 def apply(
-    bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any] | None, form: Any
+    bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any] | None = None, form: Any = None
 ) -> Applied:
     """Re-check, validate, then apply ``bound`` to ``obj`` and its chain atomically."""
-    compiled = cast("_Compiled | None", bound._compiled) or _compiled(bound)
+    compiled: _Compiled = bound._compiled or _compiled(bound)
     try:
         state = instance_state(obj)
     except AttributeError:
         raise TypeError(f"{bound!r} applies to {compiled.model.__name__} objects, not {type(obj).__name__}") from None
-    current = state.dict.get(compiled.key)
+    values = state.dict
+    current = values.get(compiled.key)
     if not (
         compiled.simple_check
         and id(current) in compiled.source_ids
@@ -298,7 +299,7 @@ def apply(
         if not compiled.needs_snapshot:
             # The common in-memory case: nothing can fail after the check.
             step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor, _now(_UTC))
-            getattr(type(obj), compiled.key).impl.set(state, state.dict, compiled.to, None)
+            getattr(type(obj), compiled.key).impl.set(state, values, compiled.to, None)
             for func in compiled.after_commits:
                 func(bound.registry, step)
             return Applied((step,), {})

@@ -95,7 +95,11 @@ def validate(
     else:
         if data is not None:
             raise TypeError(f"{label}: pass form= or data=, not both")
-        if cls is not None and not isinstance(form, cls):
+        # A factory may build a new class per call: then a form of a class with
+        # the same qualified name is the one ``form()`` built.
+        if cls is not None and not isinstance(form, cls) and not (
+            type(form).__qualname__ == cls.__qualname__ and type(form).__module__ == cls.__module__
+        ):
             raise TypeError(f"{label} takes a {cls.__name__}, got a {type(form).__name__}")
     if not form.validate():
         errors = _errors(form.errors)

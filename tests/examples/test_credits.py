@@ -226,11 +226,9 @@ def test_notifications_wait_for_the_commit(app: Flask, engine: sa.Engine) -> Non
     assert db_credit(engine, credit_id).approved_amount == 800
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="library: a form factory building a class per call is refused (reported)")
 def test_a_form_factory_may_build_a_class_per_call() -> None:
-    """DESIGN 4: ``form=`` may be a callable ``(registry, obj) -> form class``. A factory that builds its
-    class on each call (bounds taken from the object) gets the form from ``bound.form(obj)`` refused by
-    ``bound(obj, form=form)``: "takes a PerCall, got a PerCall". The credits app caches its factory."""
+    """DESIGN 4: ``form=`` may be a callable ``(registry, obj) -> form class``; a factory that builds its
+    class on each call must accept the form ``bound.form(obj)`` built."""
     from wtforms import Form, IntegerField
 
     from statetype import Transition, Transitions
