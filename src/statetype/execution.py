@@ -237,16 +237,14 @@ class _Compiled:
         self.has_form = transition._form is not None
 
 
-_compiled_cache: dict[tuple[type[Any], int], _Compiled] = {}
-
-
 def _compiled(bound: BoundTransition[Any, Any]) -> _Compiled:
+    """The plan for this transition in this registry class; kept on the transition."""
     compiled = bound._compiled
     if compiled is None:
-        cache_key = (type(bound.registry), id(bound.transition))
-        compiled = _compiled_cache.get(cache_key)
+        per_registry = bound.transition._compiled_by_registry
+        compiled = per_registry.get(type(bound.registry))
         if compiled is None:
-            compiled = _compiled_cache[cache_key] = _Compiled(bound)
+            compiled = per_registry[type(bound.registry)] = _Compiled(bound)
         bound._compiled = compiled
     return cast(_Compiled, compiled)
 

@@ -274,6 +274,7 @@ class Transition(Generic[S]):
         self.name = ""
         # Filled in by Transitions.__init_subclass__.
         self.sources: tuple[StateType[Any], ...] = ()
+        self._compiled_by_registry: dict[type[Any], Any] = {}  # execution's plans, per registry class
         self._plain_sources: frozenset[StateType[Any]] | None = None
         self.key = ""
 
