@@ -248,3 +248,64 @@ def bulk(settings: Settings) -> Iterator[Result]:
     finally:
         engine.dispose()
 
+
+
+class DueBase(sa.orm.DeclarativeBase):
+    pass
+
+
+class DueRow(DueBase):
+    __tablename__ = "due_row"
+    __table_args__ = (sa.Index("ix_due_row_state_created_at", "state", "created_at"),)
+    id: sa.orm.Mapped[int] = sa.orm.mapped_column(primary_key=True)
+    state: sa.orm.Mapped[BenchState] = sa.orm.mapped_column(BenchState())
+    created_at: sa.orm.Mapped[dt.datetime]
+
+
+class Expiring(Transitions[DueRow]):
+    expire = Transition(BenchState.is_draft, BenchState.is_deleted, after=dt.timedelta(days=30), since="created_at")
+
+
+@benchmark("run_due", order=60)
+def run_due(settings: Settings) -> Iterator[Result]:
+    """run_due's cost follows the due rows, not the table: 1k due rows in 100k vs 1M."""
+    due = 100 if settings.quick else 1_000
+    small, large = (2_000, 20_000) if settings.quick else (100_000, 1_000_000)
+    now = dt.datetime(2026, 6, 1)
+    timings: dict[int, float] = {}
+    for rows in (small, large):
+        engine = sa.create_engine(f"sqlite:///{settings.tmpdir / f'due_{rows}.db'}")
+        DueBase.metadata.create_all(engine)
+        with engine.begin() as conn:
+            # The first `due` rows are drafts older than 30 days; the rest are recent
+            # drafts or other states, spread over the table.
+            batch = 100_000
+            for start in range(0, rows, batch):
+                conn.execute(
+                    sa.insert(DueRow),
+                    [
+                        {
+                            "id": i,
+                            "state": 1 if i <= due or i % 3 else 2,
+                            "created_at": now - dt.timedelta(days=40 if i <= due else 1),
+                        }
+                        for i in range(start + 1, min(start + batch, rows) + 1)
+                    ],
+                )
+
+        def setup() -> Session:
+            with engine.begin() as conn:
+                conn.execute(sa.update(DueRow).where(DueRow.id <= due).values(state=1))
+            return Session(engine)
+
+        def apply(session: Session) -> None:
+            count = Expiring().run_due(session, now=now)
+            assert count == due, count
+            session.commit()
+            session.close()
+
+        timings[rows] = _timed_with_setup(setup, apply, settings.repeats)
+        engine.dispose()
+    yield Result(
+        f"run_due, {due:,} due rows: {large:,}-row table vs {small:,}-row table", timings[large], timings[small], 1.5
+    )
