@@ -36,3 +36,15 @@ class BadTransitions(Transitions[Project, User]):
     @reuse.guard  # E: mypy: incompatible type "Callable[[BadTransitions, Project], str]"; expected "_GuardFunc | Guard" | pyright: Function return type "str" is incompatible with type "bool"
     def titled(self, project: Project) -> str:
         return project.title
+
+    good = Transition(ProjectState.is_draft, ProjectState.is_published)
+
+    # An execute hook without the data argument.
+    @good.execute  # E: mypy: Argument 1 to "execute" of "Transition" has incompatible type "Callable[[BadTransitions, Project], None]"; expected "_ExecuteFunc | Execute" | pyright: cannot be assigned to parameter "func" of type "_ExecuteFunc | Execute" in function "execute"
+    def stamp_without_data(self, project: Project) -> None:
+        project.title = "stamped"
+
+    # A chain returning objects instead of (bound transition, object) pairs.
+    @good.chain  # E: mypy: Argument 1 to "chain" of "Transition" has incompatible type "Callable[[BadTransitions, Project], list[Project]]"; expected "_ChainFunc | Chain" | pyright: cannot be assigned to parameter "func" of type "_ChainFunc | Chain" in function "chain"
+    def children(self, project: Project) -> list[Project]:
+        return [project]
