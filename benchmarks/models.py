@@ -7,6 +7,13 @@ import datetime as dt
 from pathlib import Path
 
 import sqlalchemy as sa
+
+try:
+    # sqlalchemy-fsm (a peer in bench_peers.py) adds events to InstanceEvents,
+    # which only reach classes mapped after its import: import it first.
+    import sqlalchemy_fsm  # noqa: F401
+except ImportError:
+    pass
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
