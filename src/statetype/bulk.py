@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["BulkResult", "bulk", "bulk_async", "run_due", "run_due_async"]
 
 _CHUNK = 5000
-_AFTER_COMMIT_KEY = "statetype_after_commit"
-
 
 @dataclasses.dataclass(frozen=True)
 class BulkResult:
@@ -362,8 +360,7 @@ def _schedule(
     now: dt.datetime,
 ) -> None:
     """after_commit hooks for set-based steps: once per row, objects loaded in one query."""
-    import weakref
-
+    from .execution import on_commit
     from .transitions import AppliedStep
 
     transition = bound.transition
@@ -386,9 +383,7 @@ def _schedule(
                 for hook in transition.after_commits:
                     hook.func(bound.registry, step)
 
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    pending: list[tuple[Any, Callable[[], object]]] = session.info.setdefault(_AFTER_COMMIT_KEY, [])
-    pending.append((weakref.ref(transaction) if transaction is not None else None, run))
+    on_commit(session, [run])
 
 
 def bulk(bound: BoundTransition[Any, Any], session: Session, *criteria: ColumnElement[bool]) -> BulkResult:

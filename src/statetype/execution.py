@@ -47,7 +47,7 @@ from .transitions import (
 if TYPE_CHECKING:
     from .states import StateType
 
-__all__ = ["apply", "utcnow"]
+__all__ = ["apply", "on_commit", "utcnow"]
 
 _MISSING = object()
 _AFTER_COMMIT_KEY = "statetype_after_commit"
@@ -210,7 +210,7 @@ class _Compiled:
     """What applying one transition of one registry class needs, computed once."""
 
     __slots__ = (
-        "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "executes", "simple_check",
+        "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "simple_check",
         "has_before", "has_after", "has_step_values", "needs_snapshot", "chained", "after_commits", "has_form",
     )
 
@@ -226,13 +226,12 @@ class _Compiled:
         self.guards = tuple(g.func for g in transition.guards)
         self.permissions = tuple(p.func for p in transition.permissions)
         self.checks = bool(self.guards or self.permissions)
-        self.executes = tuple((h.name, h.func) for h in transition.executes)
         self.chained = bool(transition.chains) or registry.savepoint
         self.simple_check = self.plain_sources is not None and not transition.chains and transition.after is None
         self.has_before = _overrides(registry, "before")
         self.has_after = _overrides(registry, "after")
         self.has_step_values = _overrides(registry, "step_values")
-        self.needs_snapshot = bool(self.executes) or self.has_before or self.has_after or self.has_step_values
+        self.needs_snapshot = bool(transition.executes) or self.has_before or self.has_after or self.has_step_values
         self.after_commits = tuple(h.func for h in transition.after_commits)
         self.has_form = transition._form is not None
 
@@ -341,7 +340,7 @@ def _apply_in_memory(bound: BoundTransition[Any, Any], obj: object, data: Mappin
         for step_bound, step_obj, step_data in order:
             step, step_results = _run_hooks(step_bound, step_obj, step_data)
             set_state(step_obj, step_bound.transition.key, step_bound.transition.to)
-            if _overrides(step_bound.registry, "after"):
+            if _compiled(step_bound).has_after:
                 step_bound.registry.after(step)
             applied.append(step)
             if step_obj is obj and step_bound is bound:
@@ -381,14 +380,15 @@ def _run_hooks(
     """``before``, then execute hooks (old state still visible), then step values."""
     registry = bound.registry
     transition = bound.transition
+    compiled = _compiled(bound)
     current = getattr(obj, transition.key)
     step = AppliedStep(obj, bound, current._member, transition.to, data, registry.actor, utcnow())
-    if _overrides(registry, "before"):
+    if compiled.has_before:
         registry.before(step)
     results: dict[str, object] = {}
     for hook in transition.executes:
         results[hook.name] = hook.func(registry, obj, data)
-    if _overrides(registry, "step_values"):
+    if compiled.has_step_values:
         for key, value in registry.step_values(transition, step.at).items():
             setattr(obj, key, value)
     return step, results
@@ -543,6 +543,11 @@ def _schedule_after_commit(session: Session, applied: list[AppliedStep[Any]]) ->
             calls.append(_bind_call(hook.func, step.transition.registry, step))
     if not calls:
         return
+    on_commit(session, calls)
+
+
+def on_commit(session: Session, calls: list[Callable[[], object]]) -> None:
+    """Run ``calls`` once the outer transaction commits; drop them if the current (sub)transaction rolls back."""
     transaction = session.get_nested_transaction() or session.get_transaction()
     pending: list[tuple[Any, Callable[[], object]]] = session.info.setdefault(_AFTER_COMMIT_KEY, [])
     ref = weakref.ref(transaction) if transaction is not None else None
