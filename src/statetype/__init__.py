@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from . import bulk as _bulk  # noqa: F401  (installs bulk() and run_due() on registries)
+from . import execution as _execution  # noqa: F401  (installs the transition call)
 from ._declarations import ConditionalState, State, StateGroup
-from .bulk import BulkResult
 from .exceptions import (
+    AfterCommitError,
     BulkNotSupported,
     ConcurrentTransitionError,
     InvalidStateValue,
@@ -20,6 +22,7 @@ from .transitions import (
     Applied,
     AppliedStep,
     BoundTransition,
+    BulkResult,
     PlannedStep,
     Reason,
     Step,
@@ -42,6 +45,7 @@ __all__ = [
     "TransitionLogMixin",
     "Transitions",
     "Verdict",
+    "AfterCommitError",
     "BulkNotSupported",
     "ConcurrentTransitionError",
     "ConditionalState",

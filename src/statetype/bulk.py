@@ -12,35 +12,36 @@ the source state, so a concurrent writer can never be overwritten.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapper, Session
 
-from .exceptions import BulkNotSupported, ConcurrentTransitionError
-from .log import actor_text, object_id_text
+from ._atomic import Savepoint, as_conflict, flush_safely
+from .aftercommit import on_commit
+from .exceptions import AfterCommitError, BulkNotSupported, ConcurrentTransitionError, TransitionNotAllowed
+from .execution import table_info, utcnow
+from .log import UTCDateTime, actor_text, object_id_text
+from .transitions import AppliedStep, BulkResult, Reason, Verdict, _operations, subclass_criterion
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.sql.elements import ColumnElement
 
+    from .execution import _TableInfo
     from .states import StateType
-    from .transitions import AppliedStep, BoundTransition, Transition, Transitions
+    from .transitions import BoundTransition, Transition, Transitions
 
 __all__ = ["BulkResult", "bulk", "bulk_async", "run_due", "run_due_async"]
 
 _CHUNK = 5000
-
-@dataclasses.dataclass(frozen=True)
-class BulkResult:
-    """How many rows a set-based transition changed, and their primary keys."""
-
-    count: int
-    ids: list[Any]
+# Objects loaded per query for after_commit hooks: under every driver's bound-parameter
+# limit (SQLite's historical 999 is the lowest) and bounding memory.
+_LOAD_CHUNK = 900
 
 
 def _refusals(bound: BoundTransition[Any, Any]) -> None:
@@ -74,6 +75,34 @@ def _column_values(
     return result
 
 
+def _check_criteria(model: type[Any], mapper: Mapper[Any], criteria: Sequence[ColumnElement[bool]], label: str) -> None:
+    """Refuse criteria naming tables the UPDATE cannot correlate (they would make a cartesian UPDATE)."""
+    own = set(mapper.tables)
+    for criterion in criteria:
+        for source in getattr(criterion, "_from_objects", ()):
+            if source not in own:
+                name = getattr(source, "name", None) or repr(source)
+                raise BulkNotSupported(
+                    f"{label}: criterion {criterion} names table {name}, which the UPDATE of "
+                    f"{model.__name__} cannot correlate; express it as a subquery, e.g. "
+                    f"{model.__name__}.relationship.has(...) or {model.__name__}.id.in_(select(...))"
+                )
+
+
+def _version_value(info: _TableInfo, label: str) -> tuple[sa.Column[Any], object] | None:
+    """The SET clause that bumps the mapper's version counter, like the ORM's own UPDATE."""
+    column = info.version_column
+    if column is None or info.version_generator is False:
+        return None
+    generator = info.version_generator
+    if getattr(generator, "__module__", "").startswith("sqlalchemy"):
+        return column, column + 1
+    raise BulkNotSupported(
+        f"{label}: {info.mapper.class_.__name__} has a version_id_generator written in Python; "
+        "set-based steps can bump only the default integer counter"
+    )
+
+
 def _apply(
     bound: BoundTransition[Any, Any],
     session: Session,
@@ -82,14 +111,13 @@ def _apply(
     skip_locked: bool = False,
 ) -> BulkResult:
     _refusals(bound)
-    from .execution import table_info
-
     registry = bound.registry
     transition = bound.transition
     model = type(registry).model
     label = f"{type(registry).__name__}.{bound.name}"
     info = table_info(model, transition.key)
     mapper = info.mapper
+    _check_criteria(model, mapper, criteria, label)
     pk_columns = [column for _, column in info.pk]
     values: dict[Any, object] = {info.state_column: transition.to}
     for hook in transition.executes:
@@ -98,6 +126,9 @@ def _apply(
     step_values = registry.step_values(transition, now)
     if step_values:
         values.update(_column_values(model, step_values, f"{label}.step_values"))
+    version = _version_value(info, label)
+    if version is not None:
+        values[version[0]] = version[1]
     conditions: list[ColumnElement[bool]] = []
     for guard in transition.guards:
         assert guard.sql is not None
@@ -106,6 +137,9 @@ def _apply(
         assert permission.sql is not None
         conditions.append(permission.sql(registry, model))
     conditions.extend(criteria)
+    restriction = subclass_criterion(model, info.table)
+    if restriction is not None:
+        conditions.append(restriction)
     attr = getattr(model, transition.key)
     clause = attr.__clause_element__()
     log = registry.log
@@ -119,26 +153,23 @@ def _apply(
         groups = [(None, sa.or_(*(source._sql(clause, model) for source in transition.sources)))]
     if session.autoflush:
         # Like an ORM UPDATE: pending objects and changes reach the database first.
-        session.flush()
+        flush_safely(session)
     connection = session.connection(bind_arguments={"mapper": mapper})
-    dialect = connection.dialect
-    all_ids: list[Any] = []
-    from_states: list[tuple[StateType[Any] | None, list[Any]]] = []
-    history: list[tuple[StateType[Any] | None, list[Any]]] = []
-    for from_state, source_condition in groups:
-        where = sa.and_(source_condition, *conditions)
-        if dialect.update_returning and not skip_locked:
-            returning = sa.update(info.table).where(where).values(values).returning(*pk_columns)
-            ids = list(map(tuple, connection.execute(returning).all()))
-        else:
-            ids = _update_locked(connection, info.table, pk_columns, where, values, skip_locked)
-        all_ids.extend(ids)
-        from_states.append((from_state, ids))
-        if log is not None and ids:
-            history.append((from_state, ids))
-    if history:
-        assert log is not None
-        _write_history(connection, cast("sa.Table", cast(Any, log).__table__), bound, info, history, now)
+    # Everything below is one unit: a rejected history row or hook value leaves no row moved.
+    savepoint = Savepoint(connection)
+    try:
+        from_states = _update(connection, info, groups, conditions, values, skip_locked)
+        history = [(state, ids) for state, ids in from_states if ids]
+        if log is not None and history:
+            _write_history(connection, cast("sa.Table", cast(Any, log).__table__), bound, info, history, now)
+    except BaseException as error:
+        savepoint.rollback()
+        converted = as_conflict(error, label)
+        if converted is error:
+            raise
+        raise converted from error
+    savepoint.release()
+    all_ids = [key for _, ids in from_states for key in ids]
     _expire_loaded(session, mapper, all_ids, transition.key, info.refresh_keys, values, model)
     if transition.after_commits and all_ids:
         _schedule(session, bound, model, mapper, from_states, now)
@@ -146,66 +177,130 @@ def _apply(
     return BulkResult(len(all_ids), plain_ids)
 
 
-def _update_locked(
+def _update(
+    connection: sa.Connection,
+    info: _TableInfo,
+    groups: list[tuple[StateType[Any] | None, ColumnElement[bool]]],
+    conditions: list[ColumnElement[bool]],
+    values: Mapping[Any, object],
+    skip_locked: bool,
+) -> list[tuple[StateType[Any] | None, list[tuple[Any, ...]]]]:
+    """Run the UPDATEs; returns, per source state, the primary keys of the rows that changed.
+
+    PostgreSQL and MariaDB: every row that will change is locked first, in
+    primary-key order, by one locking read (``SKIP LOCKED`` for run_due), and
+    only those rows are updated, each UPDATE re-checking its source state. Rows
+    locked in key order by every statetype path cannot deadlock each other.
+    MariaDB, whose UPDATE has no RETURNING, reads each source state's rows
+    (already locked) through the primary key before updating them by key.
+    SQLite has no row locks: one UPDATE ... RETURNING per source state.
+    """
+    table = info.table
+    pk_columns = [column for _, column in info.pk]
+    dialect = connection.dialect
+    results: list[tuple[StateType[Any] | None, list[tuple[Any, ...]]]] = []
+    if dialect.name == "sqlite":
+        for from_state, source_condition in groups:
+            where = sa.and_(source_condition, *conditions)
+            if dialect.update_returning:
+                stmt = sa.update(table).where(where).values(values).returning(*pk_columns)
+                results.append((from_state, [tuple(row) for row in connection.execute(stmt)]))
+            else:
+                results.append((from_state, _update_unlocked(connection, table, pk_columns, where, values)))
+        return results
+    innodb = dialect.name in ("mysql", "mariadb")
+    any_source = sa.or_(*(condition for _, condition in groups)) if len(groups) > 1 else groups[0][1]
+    locked = _lock(connection, table, pk_columns, sa.and_(any_source, *conditions), skip_locked, innodb)
+    for from_state, source_condition in groups:
+        changed: list[tuple[Any, ...]] = []
+        for start in range(0, len(locked), _CHUNK):
+            chunk = locked[start : start + _CHUNK]
+            if innodb:
+                if len(groups) > 1:
+                    read = (
+                        sa.select(*pk_columns)
+                        .where(_by_key(pk_columns, chunk, dialect.name), source_condition)
+                        .order_by(*pk_columns)
+                        .with_hint(table, "FORCE INDEX (PRIMARY)", dialect_name=dialect.name)
+                        .with_for_update()
+                    )
+                    chunk = [tuple(row) for row in connection.execute(read)]
+                    if not chunk:
+                        continue
+                # Locked and re-checked by the reads above: the key alone picks the rows. Without
+                # the hint a long IN list may become a table scan, which locks every row it reads.
+                stmt = (
+                    sa.update(table)
+                    .where(_by_key(pk_columns, chunk, dialect.name))
+                    .values(values)
+                    .with_hint("FORCE INDEX (PRIMARY)", dialect_name=dialect.name)
+                )
+                connection.execute(stmt)
+                changed.extend(chunk)
+            else:
+                stmt = (
+                    sa.update(table)
+                    .where(_by_key(pk_columns, chunk, dialect.name), source_condition)
+                    .values(values)
+                    .returning(*pk_columns)
+                )
+                changed.extend(tuple(row) for row in connection.execute(stmt))
+        results.append((from_state, changed))
+    return results
+
+
+def _lock(
+    connection: sa.Connection,
+    table: sa.Table,
+    pk_columns: list[sa.Column[Any]],
+    where: ColumnElement[bool],
+    skip_locked: bool,
+    innodb: bool,
+) -> list[tuple[Any, ...]]:
+    """Lock the rows matching ``where`` in primary-key order; returns their keys.
+
+    MySQL/MariaDB: candidates come from a plain read, then each chunk is
+    re-read ``FOR UPDATE`` through the primary key only (``FORCE INDEX
+    (PRIMARY)``, in key order), so the only locks taken are record locks on
+    the rows that change. A locking read through a secondary index (an index
+    on the state column, say) would also lock index entries that a per-row
+    compare-and-set on another row needs, and InnoDB would report a deadlock.
+    """
+    order = [c.asc() for c in pk_columns]
+    if not innodb:
+        found = sa.select(*pk_columns).where(where).order_by(*order).with_for_update(skip_locked=skip_locked)
+        return [tuple(row) for row in connection.execute(found)]
+    dialect = connection.dialect
+    candidates = [tuple(row) for row in connection.execute(sa.select(*pk_columns).where(where).order_by(*order))]
+    locked: list[tuple[Any, ...]] = []
+    for start in range(0, len(candidates), _CHUNK):
+        chunk = candidates[start : start + _CHUNK]
+        lock = (
+            sa.select(*pk_columns)
+            .where(_by_key(pk_columns, chunk, dialect.name), where)
+            .order_by(*order)
+            .with_hint(table, "FORCE INDEX (PRIMARY)", dialect_name=dialect.name)
+            .with_for_update(skip_locked=skip_locked)
+        )
+        locked.extend(tuple(row) for row in connection.execute(lock))
+    return locked
+
+
+def _update_unlocked(
     connection: sa.Connection,
     table: sa.Table,
     pk_columns: list[sa.Column[Any]],
     where: ColumnElement[bool],
     values: Mapping[Any, object],
-    skip_locked: bool,
 ) -> list[tuple[Any, ...]]:
-    """Lock the matching rows by primary key, then update them by primary key; returns their keys.
-
-    MySQL/MariaDB: candidates come from a plain read, then each chunk is
-    re-read ``FOR UPDATE`` through the primary key only (``FORCE INDEX
-    (PRIMARY)``, in key order) and updated the same way, so the only locks
-    taken are record locks on the rows that change. A locking read through a secondary index (an index
-    on the state column, say) would also lock index entries that a per-row
-    compare-and-set on another row needs, and InnoDB would report a deadlock.
-    PostgreSQL (run_due, ``SKIP LOCKED``): one locking read on ``where``.
-    SQLite has no row locks; the UPDATE re-checks ``where`` instead.
-    """
-    dialect = connection.dialect
-    order = [c.asc() for c in pk_columns]
-    innodb = dialect.name in ("mysql", "mariadb")
-    if innodb:
-        found = sa.select(*pk_columns).where(where).order_by(*order)
-    elif dialect.name == "sqlite":
-        found = sa.select(*pk_columns).where(where)
-    else:
-        found = sa.select(*pk_columns).where(where).order_by(*order).with_for_update(skip_locked=skip_locked)
-    candidates = [tuple(row) for row in connection.execute(found)]
+    """SQLite older than 3.35 (no RETURNING): read the keys, then update them re-checking ``where``."""
+    candidates = [tuple(row) for row in connection.execute(sa.select(*pk_columns).where(where))]
     ids: list[tuple[Any, ...]] = []
     for start in range(0, len(candidates), _CHUNK):
         chunk = candidates[start : start + _CHUNK]
-        if innodb:
-            lock = (
-                sa.select(*pk_columns)
-                .where(_by_key(pk_columns, chunk), where)
-                .order_by(*order)
-                .with_hint(table, "FORCE INDEX (PRIMARY)", dialect_name=dialect.name)
-                .with_for_update(skip_locked=skip_locked)
-            )
-            chunk = [tuple(row) for row in connection.execute(lock)]
-            if not chunk:
-                continue
-            # Locked and re-checked by the read above: the key alone picks the rows. Without
-            # the hint a long IN list may become a table scan, which locks every row it reads.
-            stmt = (
-                sa.update(table)
-                .where(_by_key(pk_columns, chunk))
-                .values(values)
-                .with_hint("FORCE INDEX (PRIMARY)", dialect_name=dialect.name)
-            )
-        else:
-            stmt = sa.update(table).where(_by_key(pk_columns, chunk), where).values(values)
-        if dialect.update_returning:
-            ids.extend(tuple(row) for row in connection.execute(stmt.returning(*pk_columns)))
-            continue
-        result = connection.execute(stmt)
+        result = connection.execute(sa.update(table).where(_by_key(pk_columns, chunk, "sqlite"), where).values(values))
         if result.rowcount != len(chunk):
-            # Only without row locks (SQLite older than 3.35): another connection wrote
-            # between our read and our UPDATE, and which rows changed is unknown.
+            # Another connection wrote between our read and our UPDATE, and which rows changed is unknown.
             raise ConcurrentTransitionError(
                 f"UPDATE of {table.name} matched {result.rowcount} of {len(chunk)} rows: another transaction "
                 "changed some of them first; roll back and retry"
@@ -214,9 +309,13 @@ def _update_locked(
     return ids
 
 
-def _by_key(pk_columns: list[sa.Column[Any]], keys: list[tuple[Any, ...]]) -> ColumnElement[bool]:
+def _by_key(pk_columns: list[sa.Column[Any]], keys: list[tuple[Any, ...]], dialect: str) -> ColumnElement[bool]:
     if len(pk_columns) == 1:
-        return pk_columns[0].in_([key[0] for key in keys])
+        values = [key[0] for key in keys]
+        if dialect == "postgresql":
+            # One array parameter, whatever the number of rows.
+            return pk_columns[0] == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(pk_columns[0].type)))
+        return pk_columns[0].in_(values)
     return sa.tuple_(*pk_columns).in_(keys)
 
 
@@ -253,7 +352,7 @@ def _write_history(
     connection: sa.Connection,
     log_table: sa.Table,
     bound: BoundTransition[Any, Any],
-    info: Any,
+    info: _TableInfo,
     history: list[tuple[StateType[Any] | None, list[Any]]],
     now: dt.datetime,
 ) -> None:
@@ -264,8 +363,6 @@ def _write_history(
     (``= ANY(array)`` on PostgreSQL, ``json_each`` on SQLite); otherwise by one
     executemany.
     """
-    from .log import UTCDateTime
-
     actor = actor_text(bound.registry.actor)
     to_value = str(bound.transition.to.__dict__["_storage"])
     dialect = connection.dialect.name
@@ -278,8 +375,6 @@ def _write_history(
             pk = pk_columns[0]
             matching: ColumnElement[bool]
             if dialect == "postgresql":
-                from sqlalchemy.dialects import postgresql
-
                 matching = pk == sa.any_(sa.bindparam("st_ids", plain_ids, type_=postgresql.ARRAY(pk.type)))
             else:
                 each = sa.func.json_each(sa.bindparam("st_ids", json.dumps(plain_ids), type_=sa.String)).table_valued(
@@ -356,44 +451,54 @@ def _schedule(
     bound: BoundTransition[Any, Any],
     model: type[Any],
     mapper: Mapper[Any],
-    from_states: list[tuple[StateType[Any] | None, list[Any]]],
+    from_states: list[tuple[StateType[Any] | None, list[tuple[Any, ...]]]],
     now: dt.datetime,
 ) -> None:
-    """after_commit hooks for set-based steps: once per row, objects loaded in one query."""
-    from .execution import on_commit
-    from .transitions import AppliedStep
+    """after_commit hooks for set-based steps: once per row, objects loaded by primary key in chunks.
 
+    Each chunk is loaded in a session of its own, open while its hooks run (so
+    they may lazy-load), then closed: memory stays bounded whatever the number
+    of rows, and every query stays under the drivers' bound-parameter limits.
+    """
     transition = bound.transition
-    pk_columns = [c for c in mapper.primary_key]
+    label = f"{type(bound.registry).__name__}.{bound.name}"
+    pk_columns = list(mapper.primary_key)
     source_of = {key: state for state, keys in from_states for key in keys}
     ids = list(source_of)
+    per_query = max(1, _LOAD_CHUNK // len(pk_columns))
+    bind = session.get_bind(mapper)
 
     def run() -> None:
-        with Session(bind=session.get_bind(mapper)) as reader:
+        errors: list[Exception] = []
+        for start in range(0, len(ids), per_query):
+            chunk = ids[start : start + per_query]
             if len(pk_columns) == 1:
-                where = pk_columns[0].in_([k[0] for k in ids])
+                where = pk_columns[0].in_([k[0] for k in chunk])
             else:
-                where = sa.tuple_(*pk_columns).in_(ids)
-            for obj in reader.scalars(sa.select(model).where(where)):
-                identity = sa.inspect(obj).identity
-                from_state = source_of.get(tuple(identity)) if identity is not None else None
-                step: AppliedStep[Any] = AppliedStep(
-                    obj, bound, from_state, transition.to, {}, bound.registry.actor, now
-                )
-                for hook in transition.after_commits:
-                    hook.func(bound.registry, step)
+                where = sa.tuple_(*pk_columns).in_(chunk)
+            with Session(bind=bind) as reader:
+                loaded = {tuple(mapper.primary_key_from_instance(o)): o for o in reader.scalars(sa.select(model).where(where))}
+                for key in chunk:
+                    obj = loaded.get(key)
+                    if obj is None:
+                        continue  # deleted since the commit
+                    step: AppliedStep[Any] = AppliedStep(
+                        obj, bound, source_of[key], transition.to, {}, bound.registry.actor, now
+                    )
+                    for hook in transition.after_commits:
+                        try:
+                            hook.func(bound.registry, step)
+                        except Exception as error:  # the other rows' hooks still run
+                            errors.append(error)
+        if errors:
+            raise AfterCommitError(f"{len(errors)} after_commit hook(s) of {label} raised", errors)
 
     on_commit(session, [run])
 
 
 def bulk(bound: BoundTransition[Any, Any], session: Session, *criteria: ColumnElement[bool]) -> BulkResult:
     """Apply ``bound`` set-based to every row that can take it and matches ``criteria``."""
-    from .execution import utcnow
-
     if bound.transition.after is not None:
-        from .exceptions import TransitionNotAllowed
-        from .transitions import Reason, Verdict
-
         message = f"{type(bound.registry).__name__}.{bound.name} is a timed transition, applied only by run_due()"
         raise TransitionNotAllowed(message, Verdict([Reason("timer", message, None)]))
     return _apply(bound, session, criteria, utcnow())
@@ -406,8 +511,6 @@ def run_due(registry: Transitions[Any, Any], session: Session, now: dt.datetime 
     PostgreSQL and MariaDB); the compare-and-set on the source state makes a
     second application impossible either way.
     """
-    from .execution import utcnow
-
     moment = now or utcnow()
     total = 0
     model = type(registry).model
@@ -442,3 +545,9 @@ async def run_due_async(registry: Transitions[Any, Any], session: AsyncSession, 
     """``run_due`` for an AsyncSession."""
     return await session.run_sync(lambda sync: run_due(registry, sync, now))
 
+
+
+_operations.bulk = bulk
+_operations.bulk_async = bulk_async
+_operations.run_due = run_due
+_operations.run_due_async = run_due_async

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from .transitions import Verdict
 
 __all__ = [
+    "AfterCommitError",
     "BulkNotSupported",
     "ConcurrentTransitionError",
     "InvalidStateValue",
@@ -67,3 +68,24 @@ class ConcurrentTransitionError(StateTypeError):
 
 class BulkNotSupported(StateTypeError):
     """A transition cannot be applied set-based; the message names the hook."""
+
+
+class AfterCommitError(StateTypeError, ExceptionGroup):  # type: ignore[misc]  # ExceptionGroup's __new__ takes (message, exceptions)
+    """One or more ``after_commit`` hooks raised; the transaction was committed.
+
+    Raised by ``Session.commit()`` once every hook has run. ``.exceptions``
+    holds the hooks' exceptions, in the order the hooks ran. The session stays
+    usable.
+    """
+
+    def __new__(cls, message: str, exceptions: Sequence[Exception]) -> AfterCommitError:
+        return super().__new__(cls, message, exceptions)
+
+    def __init__(self, message: str, exceptions: Sequence[Exception]) -> None:
+        super().__init__(message, exceptions)
+
+    def derive(self, excs: Sequence[Exception]) -> AfterCommitError:
+        return AfterCommitError(self.message, excs)
+
+    def __reduce__(self) -> tuple[type[AfterCommitError], tuple[str, list[Exception]]]:
+        return (AfterCommitError, (self.message, list(self.exceptions)))

@@ -1,25 +1,31 @@
 """Applying a transition: atomically, with compare-and-set, history and rollback of objects.
 
-Paths, cheapest first:
+Paths, cheapest first (see docs/transitions.md, "What atomic means"):
 
-* no session (transient or detached object): the object changes in memory;
-* one step: hooks run under ``no_autoflush``; attributes they change on the
-  object's own table are folded into the compare-and-set UPDATE, the only
-  statement the step issues (history rows go to the session, batched by the
-  unit of work). A Python error after the UPDATE is undone with a
-  compensating UPDATE, safe because the row is locked by our transaction;
-* a chain (or ``Transitions.savepoint = True``): every step inside one
-  savepoint of the session.
+* **in memory**: a transient object (no session) changes in memory; its
+  history rows and ``after_commit`` hooks wait for its first flush;
+* **one compare-and-set**: a single step whose hooks changed only columns of
+  the object's own table. Hooks run under ``no_autoflush``; what they changed
+  is folded into the compare-and-set UPDATE. The history row is inserted first,
+  so a rejected history row leaves nothing to undo, and a failed or lost
+  compare-and-set deletes it again. SQLite and MariaDB roll back only a failed
+  statement; on PostgreSQL, which aborts the whole transaction, the statements
+  that can fail for another reason than the compare-and-set run inside a
+  connection-level savepoint;
+* **a savepoint of the session**: chains, a registry's ``after()``, hooks that
+  touched other objects or relationships, an object that must be flushed first,
+  ``Transitions.savepoint = True``. Every step runs inside one savepoint,
+  children before their parent, with row locks taken in primary-key order.
 
-Whatever fails, the objects touched get their prior attribute values back and
-the exception is raised.
+Whatever fails, a :class:`~statetype._atomic.SessionSnapshot` puts back every
+object the call touched and the exception is raised unchanged (database
+conflicts become :class:`ConcurrentTransitionError`, the driver's error as
+``__cause__``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import sqlite3
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -30,28 +36,29 @@ from sqlalchemy.orm import ColumnProperty, Mapper, Session, object_session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.state import InstanceState
 
+from ._atomic import Savepoint, SessionSnapshot, as_conflict, rollback_savepoint, session_savepoint
+from .aftercommit import on_commit
 from .bound import set_state
-from .exceptions import ConcurrentTransitionError
+from .exceptions import ConcurrentTransitionError, StateTypeError
 from .log import actor_text, jsonable, object_id_text
 from .transitions import (
     Applied,
     AppliedStep,
     BoundTransition,
     Transitions,
+    Verdict,
     _chain_steps,
+    _operations,
     _reasons,
     refuse,
-    Verdict,
 )
 
 if TYPE_CHECKING:
     from .states import StateType
 
-__all__ = ["apply", "on_commit", "utcnow"]
+__all__ = ["apply", "table_info", "utcnow"]
 
 _MISSING = object()
-_AFTER_COMMIT_KEY = "statetype_after_commit"
-
 
 _now = dt.datetime.now
 _UTC = dt.timezone.utc
@@ -68,7 +75,10 @@ def utcnow() -> dt.datetime:
 class _TableInfo:
     """What a compare-and-set UPDATE needs for one state attribute of one model."""
 
-    __slots__ = ("table", "state_column", "pk", "foldable", "refresh_keys", "statements", "mapper", "compiled")
+    __slots__ = (
+        "table", "state_column", "pk", "foldable", "foldable_keys", "refresh_keys", "statements", "mapper",
+        "compiled", "version_key", "version_column", "version_generator", "fallible_state",
+    )
 
     def __init__(self, model: type[Any], key: str) -> None:
         mapper = cast("Mapper[Any]", sa.inspect(model))
@@ -80,11 +90,19 @@ class _TableInfo:
         self.pk: list[tuple[str, sa.Column[Any]]] = []
         self.foldable: list[tuple[str, sa.Column[Any]]] = []
         refresh: list[str] = []
+        version_column = mapper.version_id_col
+        self.version_key: str | None = None
+        self.version_column: sa.Column[Any] | None = None
+        self.version_generator: Any = mapper.version_id_generator
         for prop in mapper.column_attrs:
             column = prop.columns[0]
             if not isinstance(prop, ColumnProperty) or getattr(column, "table", None) is not table:  # pyright: ignore[reportUnnecessaryIsInstance]  (runtime guard)
                 continue
             if column.primary_key:
+                continue
+            if version_column is not None and column is version_column:
+                self.version_key = prop.key
+                self.version_column = cast("sa.Column[Any]", column)
                 continue
             if prop.key != key:
                 self.foldable.append((prop.key, cast("sa.Column[Any]", column)))
@@ -92,7 +110,10 @@ class _TableInfo:
                 refresh.append(prop.key)
         for column in table.primary_key.columns:
             self.pk.append((mapper.get_property_by_column(column).key, column))
+        self.foldable_keys = frozenset(k for k, _ in self.foldable)
         self.refresh_keys = tuple(refresh)
+        # A state column that is also a foreign key can be rejected by the database.
+        self.fallible_state = bool(cast("sa.Column[Any]", state_column).foreign_keys)
         self.statements: dict[frozenset[str], sa.Update] = {}
         self.compiled: dict[
             tuple[frozenset[str], object], tuple[str, tuple[str, ...] | None, dict[str, Callable[[Any], Any]]]
@@ -124,6 +145,14 @@ class _TableInfo:
             result = connection.exec_driver_sql(sql, processed)
         return result.rowcount
 
+    def execute_expressions(
+        self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any], expressions: dict[str, Any]
+    ) -> int:
+        """The compare-and-set UPDATE when hooks assigned SQL expressions: evaluated by the database."""
+        columns = dict(self.foldable)
+        stmt = self.statement(changed).values({columns[k]: v for k, v in expressions.items()})
+        return connection.execute(stmt, params).rowcount
+
     def statement(self, changed: frozenset[str]) -> sa.Update:
         stmt = self.statements.get(changed)
         if stmt is None:
@@ -133,15 +162,26 @@ class _TableInfo:
                     values[column] = sa.bindparam(f"st_v_{attr_key}", type_=column.type)
             conditions = [column == sa.bindparam(f"st_pk_{i}", type_=column.type) for i, (_, column) in enumerate(self.pk)]
             conditions.append(self.state_column == sa.bindparam("st_old", type_=self.state_column.type))
+            version = self.version_column
+            if version is not None:
+                conditions.append(version == sa.bindparam("st_ver_old", type_=version.type))
+                if self.version_generator is not False:
+                    values[version] = sa.bindparam("st_ver_new", type_=version.type)
             stmt = sa.update(self.table).where(*conditions).values(values)
             self.statements[changed] = stmt
         return stmt
+
+    def exists(self, connection: sa.Connection, identity: tuple[Any, ...]) -> bool:
+        pk = [column for _, column in self.pk]
+        found = connection.execute(sa.select(sa.literal(1)).select_from(self.table).where(*(c == v for c, v in zip(pk, identity))))
+        return found.first() is not None
 
 
 _table_infos: dict[tuple[type[Any], str], _TableInfo] = {}
 
 
 def table_info(model: type[Any], key: str) -> _TableInfo:
+    """The compare-and-set plan of ``model``'s state attribute ``key`` (cached)."""
     info = _table_infos.get((model, key))
     if info is None:
         info = _table_infos[(model, key)] = _TableInfo(model, key)
@@ -152,71 +192,22 @@ def _overrides(registry: Transitions[Any, Any], name: str) -> bool:
     return getattr(type(registry), name) is not getattr(Transitions, name)
 
 
-# ------------------------------------------------------------------ snapshots
-
-
-class _Snapshot:
-    """An object's attribute values and change tracking, to put back on failure."""
-
-    __slots__ = ("state", "values", "committed", "modified")
-
-    def __init__(self, state: InstanceState[Any]) -> None:
-        self.state = state
-        self.values = dict(state.dict)
-        self.committed = dict(state.committed_state)
-        self.modified = state.modified
-
-    def restore(self) -> None:
-        state = self.state
-        current = state.dict
-        for key in [k for k in current if k not in self.values]:
-            del current[key]
-        current.update(self.values)
-        state.committed_state.clear()
-        state.committed_state.update(self.committed)
-        state.expired_attributes.difference_update(self.values)
-        if state.modified != self.modified:
-            state.modified = self.modified
-            identity_map = state._instance_dict()
-            if identity_map is not None:
-                if self.modified:
-                    identity_map._modified.add(state)
-                else:
-                    identity_map._modified.discard(state)
-
-
-class _Membership:
-    """Which objects the session holds as new and deleted, to undo what hooks added."""
-
-    __slots__ = ("session", "new", "deleted")
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.new = set(session.new)
-        self.deleted = set(session.deleted)
-
-    def restore(self) -> None:
-        session = self.session
-        for added in set(session.new) - self.new:
-            session.expunge(added)
-        for deleted in set(session.deleted) - self.deleted:
-            session._deleted.pop(instance_state(deleted), None)
-
-
-# ------------------------------------------------------------------ apply
+# ------------------------------------------------------------------ compiled plan
 
 
 class _Compiled:
-    """What applying one transition of one registry class needs, computed once."""
+    """What applying one transition of one registry class needs, computed once per set of hooks."""
 
     __slots__ = (
         "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "simple_check",
         "has_before", "has_after", "has_step_values", "needs_snapshot", "chained", "after_commits", "has_form",
+        "version", "logged",
     )
 
     def __init__(self, bound: BoundTransition[Any, Any]) -> None:
         registry = bound.registry
         transition = bound.transition
+        self.version = transition._hooks_version
         self.model = type(registry).model
         self.key = transition.key
         self.to = transition.to
@@ -234,18 +225,20 @@ class _Compiled:
         self.needs_snapshot = bool(transition.executes) or self.has_before or self.has_after or self.has_step_values
         self.after_commits = tuple(h.func for h in transition.after_commits)
         self.has_form = transition._form is not None
+        self.logged = type(registry).log is not None
 
 
 def _compiled(bound: BoundTransition[Any, Any]) -> _Compiled:
-    """The plan for this transition in this registry class; kept on the transition."""
-    compiled = bound._compiled
-    if compiled is None:
-        per_registry = bound.transition._compiled_by_registry
+    """The plan for this transition in this registry class; rebuilt when hooks were added since."""
+    transition = bound.transition
+    compiled = cast("_Compiled | None", bound._compiled)
+    if compiled is None or compiled.version != transition._hooks_version:
+        per_registry = transition._compiled_by_registry
         compiled = per_registry.get(type(bound.registry))
-        if compiled is None:
+        if compiled is None or compiled.version != transition._hooks_version:
             compiled = per_registry[type(bound.registry)] = _Compiled(bound)
         bound._compiled = compiled
-    return cast(_Compiled, compiled)
+    return compiled
 
 
 def _allowed(bound: BoundTransition[Any, Any], compiled: _Compiled, obj: object) -> bool:
@@ -260,15 +253,36 @@ def _allowed(bound: BoundTransition[Any, Any], compiled: _Compiled, obj: object)
     return True
 
 
+def _session_of(bound: BoundTransition[Any, Any], obj: object, state: InstanceState[Any]) -> Session | None:
+    """The object's session; refuses detached objects and objects deleted in their session."""
+    session = object_session(obj) if state.session_id is not None else None
+    if session is None:
+        if state.key is not None:
+            raise StateTypeError(
+                f"{type(bound.registry).__name__}.{bound.name}: {type(obj).__name__} "
+                f"{object_id_text(tuple(state.key[1]))} is detached; merge() or add() it to a session first"
+            )
+        return None
+    if state.deleted or state in session._deleted:
+        raise StateTypeError(
+            f"{type(bound.registry).__name__}.{bound.name}: {type(obj).__name__} "
+            f"{object_id_text(tuple(state.key[1])) if state.key else '(new)'} is deleted in its session"
+        )
+    return session
+
+
 def apply(
     bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any] | None = None, form: Any = None
 ) -> Applied:
     """Re-check, validate, then apply ``bound`` to ``obj`` and its chain atomically."""
-    compiled: _Compiled = bound._compiled or _compiled(bound)
+    compiled = bound._compiled
+    if compiled is None or compiled.version != bound.transition._hooks_version:
+        compiled = _compiled(bound)
     try:
         state = instance_state(obj)
     except AttributeError:
         raise TypeError(f"{bound!r} applies to {compiled.model.__name__} objects, not {type(obj).__name__}") from None
+    session = _session_of(bound, obj, state) if state.session_id is not None or state.key is not None else None
     values = state.dict
     current = values.get(compiled.key)
     if not (
@@ -281,92 +295,242 @@ def apply(
         if reasons:
             raise refuse(bound, obj, Verdict(reasons))
         current = getattr(obj, compiled.key)._member
+    if data is not None and not isinstance(data, Mapping):
+        raise TypeError(
+            f"{type(bound.registry).__name__}.{bound.name}: data must be a mapping of field names to values, "
+            f"not {type(data).__name__}"
+        )
     if compiled.has_form or form is not None:
-        from .forms import validate
+        from .forms import validate  # WTForms is an optional extra: imported only when a form is involved
 
         data = validate(bound, obj, data, form)
     elif data is None:
         data = {}
-    session = object_session(obj) if state.session_id is not None else None
-    if compiled.chained:
-        if session is None:
-            return _apply_in_memory(bound, obj, data)
-        return _apply_persisted(bound, obj, data, session)
     if session is None:
-        if not compiled.needs_snapshot:
-            # The common in-memory case: nothing can fail after the check.
-            step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor, _now(_UTC))
-            getattr(type(obj), compiled.key).impl.set(state, values, compiled.to, None)
-            for func in compiled.after_commits:
-                func(bound.registry, step)
-            return Applied((step,), {})
-        return _apply_in_memory(bound, obj, data)
-    return _apply_one_persisted(bound, compiled, obj, data, session)
+        if compiled.chained or compiled.needs_snapshot or compiled.logged or compiled.after_commits:
+            return _apply_in_memory(bound, obj, data)
+        # The common in-memory case: nothing can fail after the check.
+        step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor, _now(_UTC))
+        getattr(type(obj), compiled.key).impl.set(state, values, compiled.to, None)
+        return Applied((step,), {})
+    if compiled.chained or compiled.has_after or state.key is None or compiled.key in state.committed_state:
+        return _apply_in_savepoint(bound, obj, data, session)
+    return _apply_one(bound, compiled, obj, state, current, data, session)
 
 
-def _apply_one_persisted(
-    bound: BoundTransition[Any, Any], compiled: _Compiled, obj: object, data: Mapping[str, Any], session: Session
+# ------------------------------------------------------------------ one compare-and-set
+
+
+def _apply_one(
+    bound: BoundTransition[Any, Any],
+    compiled: _Compiled,
+    obj: object,
+    state: InstanceState[Any],
+    current: StateType[Any],
+    data: Mapping[str, Any],
+    session: Session,
 ) -> Applied:
-    """One step in a session: a single compare-and-set UPDATE carries the state and what hooks changed."""
-    state = instance_state(obj)
-    if state.key is None or compiled.key in state.committed_state:
-        session.flush()
-    done: list[tuple[_TableInfo, object, dict[str, Any]]] = []
+    """One step whose effects fit in one compare-and-set UPDATE (plus its history row)."""
+    registry = bound.registry
     if not compiled.needs_snapshot:
+        step = AppliedStep(obj, bound, current, compiled.to, data, registry.actor, _now(_UTC))
+        _write(bound, compiled, obj, state, step, session, (), {})
+        if compiled.after_commits:
+            _schedule_after_commit(session, [step])
+        return Applied((step,), {})
+    snapshot = SessionSnapshot(session, (obj,))
+    try:
         with session.no_autoflush:
-            step, results = _persist_step(bound, obj, data, session, None, done)
-    else:
-        snapshot = _Snapshot(state)
-        membership = _Membership(session)
-        try:
-            with session.no_autoflush:
-                step, results = _persist_step(bound, obj, data, session, snapshot, done)
-        except BaseException:
-            _compensate(session, done)
-            membership.restore()
-            snapshot.restore()
+            step, results = _run_hooks(bound, obj, data)
+        own = snapshot.objects[id(state)]
+        changed = _changed_keys(state, own.values, own.committed)
+        info = table_info(compiled.model, compiled.key)
+        if not changed <= info.foldable_keys or not snapshot.unchanged_except(obj):
+            # Hooks reached beyond the one row: the unit of work writes it all, inside a savepoint.
+            return _apply_in_savepoint(bound, obj, data, session, snapshot, (step, results))
+        expressions = {k: state.dict[k] for k in changed if hasattr(state.dict[k], "__clause_element__")}
+        _write(bound, compiled, obj, state, step, session, changed, expressions)
+    except BaseException as error:
+        snapshot.restore()
+        converted = as_conflict(error, f"{type(registry).__name__}.{bound.name}")
+        if converted is error:
             raise
+        raise converted from error
     if compiled.after_commits:
         _schedule_after_commit(session, [step])
     return Applied((step,), results)
 
 
-def _apply_in_memory(bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any]) -> Applied:
-    order = _steps(bound, obj, data)
-    snapshots = [_Snapshot(instance_state(o)) for o in {id(o): o for _, o, _ in order}.values()]
-    applied: list[AppliedStep[Any]] = []
-    results: dict[str, object] = {}
+def _changed_keys(state: InstanceState[Any], before: Mapping[str, Any], committed_before: Mapping[str, Any]) -> frozenset[str]:
+    """Attributes assigned since the snapshot: new entries in committed_state, or new values of dirty ones."""
+    changed = [k for k in state.committed_state if k not in committed_before]
+    current = state.dict
+    for key in committed_before:
+        if current.get(key, _MISSING) is not before.get(key, _MISSING):
+            changed.append(key)
+    return frozenset(changed)
+
+
+def _write(
+    bound: BoundTransition[Any, Any],
+    compiled: _Compiled,
+    obj: object,
+    state: InstanceState[Any],
+    step: AppliedStep[Any],
+    session: Session,
+    changed: frozenset[str] | tuple[()],
+    expressions: dict[str, Any],
+) -> None:
+    """The compare-and-set, then the history row, as one unit.
+
+    The history row is written once the compare-and-set holds the row lock,
+    so history ids follow the order in which steps really happened. A
+    savepoint covers them when the history row may be rejected after the
+    compare-and-set succeeded, and on PostgreSQL (which aborts the whole
+    transaction on any failed statement) whenever a statement can fail for
+    another reason than the compare-and-set. Otherwise the single UPDATE is
+    atomic by itself: SQLite and MariaDB roll back only a failed statement.
+    """
+    info = table_info(compiled.model, compiled.key)
+    connection = session.connection(bind_arguments={"mapper": info.mapper})
+    log = bound.registry.log
+    fallible = log is not None or (
+        (bool(changed) or info.fallible_state) and connection.dialect.name == "postgresql"
+    )
+    savepoint = Savepoint(connection) if fallible else None
     try:
-        for step_bound, step_obj, step_data in order:
-            step, step_results = _run_hooks(step_bound, step_obj, step_data)
-            set_state(step_obj, step_bound.transition.key, step_bound.transition.to)
-            if _compiled(step_bound).has_after:
-                step_bound.registry.after(step)
-            applied.append(step)
-            if step_obj is obj and step_bound is bound:
-                results = step_results
+        _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
+        if log is not None:
+            _insert_history(connection, log, info, bound, state, step)
     except BaseException:
-        for snapshot in snapshots:
-            snapshot.restore()
+        if savepoint is not None:
+            savepoint.rollback()
         raise
-    for step in applied:
-        for hook in step.transition.transition.after_commits:
-            hook.func(step.transition.registry, step)
-    return Applied(applied, results)
+    if savepoint is not None:
+        savepoint.release()
+    _committed(session, info, obj, state, step, changed, expressions)
+    if compiled.has_after:
+        bound.registry.after(step)
+
+
+def _compare_and_set(
+    bound: BoundTransition[Any, Any],
+    info: _TableInfo,
+    obj: object,
+    state: InstanceState[Any],
+    step: AppliedStep[Any],
+    connection: sa.Connection,
+    changed: frozenset[str] | tuple[()],
+    expressions: dict[str, Any],
+) -> None:
+    old = cast("StateType[Any]", step.from_state)
+    params: dict[str, Any] = {"st_new": step.to_state, "st_old": old}
+    identity = state.identity
+    if identity is None:
+        raise ConcurrentTransitionError(f"{type(obj).__name__} has no identity; it was deleted")
+    for i, value in enumerate(identity):
+        params[f"st_pk_{i}"] = value
+    values = state.dict
+    for attr_key in changed:
+        if attr_key not in expressions:
+            params[f"st_v_{attr_key}"] = values[attr_key]
+    if info.version_key is not None:
+        old_version = state.committed_state.get(info.version_key, values.get(info.version_key, _MISSING))
+        if old_version is _MISSING:
+            old_version = getattr(obj, info.version_key)
+        params["st_ver_old"] = old_version
+        if info.version_generator is not False:
+            params["st_ver_new"] = info.version_generator(old_version)
+    keys = frozenset(changed)
+    if expressions:
+        matched = info.execute_expressions(connection, keys, params, expressions)
+    else:
+        matched = info.execute(connection, keys, params)
+    if matched != 1:
+        label = f"{type(bound.registry).__name__}.{bound.name}: {type(obj).__name__} {object_id_text(tuple(identity))}"
+        if not info.exists(connection, tuple(identity)):
+            raise ConcurrentTransitionError(f"{label} was deleted by another transaction")
+        detail = f"is no longer {old.title}" + (" at the version loaded" if info.version_key else "")
+        raise ConcurrentTransitionError(f"{label} {detail} in the database; another transaction changed it first")
+    if "st_ver_new" in params:
+        values[info.version_key] = params["st_ver_new"]  # type: ignore[index]
+
+
+def _committed(
+    session: Session,
+    info: _TableInfo,
+    obj: object,
+    state: InstanceState[Any],
+    step: AppliedStep[Any],
+    changed: frozenset[str] | tuple[()],
+    expressions: dict[str, Any],
+) -> None:
+    """The object now matches the row: commit its attributes and tell the session it changed in this transaction."""
+    values = state.dict
+    key = step.transition.transition.key
+    values[key] = step.to_state
+    committed = [key, *changed]
+    if info.version_key is not None:
+        committed.append(info.version_key)
+    state._commit(values, committed)
+    if not state.committed_state and state.modified:
+        state.modified = False
+        identity_map = state._instance_dict()
+        if identity_map is not None:
+            identity_map._modified.discard(state)
+    # A rollback of the caller's transaction or savepoint expires it, as after a flush.
+    session._register_altered([state])
+    expire = [*info.refresh_keys, *expressions]
+    if info.version_key is not None and info.version_generator is False:
+        expire.append(info.version_key)
+    if expire:
+        session.expire(obj, expire)
+
+
+def _insert_history(
+    connection: sa.Connection,
+    log: type[Any],
+    info: _TableInfo,
+    bound: BoundTransition[Any, Any],
+    state: InstanceState[Any],
+    step: AppliedStep[Any],
+) -> None:
+    identity = state.identity
+    if identity is None:
+        raise ConcurrentTransitionError(f"{type(step.obj).__name__} has no identity; it was deleted")
+    connection.execute(sa.insert(cast("sa.Table", log.__table__)), _history_row(info, bound, tuple(identity), step))
+
+
+def _history_row(info: _TableInfo, bound: BoundTransition[Any, Any], identity: tuple[Any, ...], step: AppliedStep[Any]) -> dict[str, Any]:
+    from_state = step.from_state
+    return {
+        "table_name": info.table.name,
+        "object_id": object_id_text(identity),
+        "column_name": info.state_column.name,
+        "transition": bound.name,
+        "from_value": str(from_state.__dict__["_storage"]) if from_state is not None else None,
+        "to_value": str(step.to_state.__dict__["_storage"]),
+        "actor": actor_text(bound.registry.actor),
+        "created_at": step.at,
+        "data": jsonable(step.data) if step.data else None,
+    }
+
+
+# ------------------------------------------------------------------ savepoint path
 
 
 def _steps(
     bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any]
 ) -> list[tuple[BoundTransition[Any, Any], object, Mapping[str, Any]]]:
-    """Steps in the order applied: depth first, children before their parent."""
+    """Steps in the order applied: depth first, children before their parent; one per object and column."""
     order: list[tuple[BoundTransition[Any, Any], object, Mapping[str, Any]]] = []
-    seen: set[int] = set()
+    seen: set[tuple[int, str]] = set()
 
     def visit(step_bound: BoundTransition[Any, Any], step_obj: object, step_data: Mapping[str, Any]) -> None:
-        seen.add(id(step_obj))
+        seen.add((id(step_obj), step_bound.transition.key))
         if step_bound.transition.chains:
             for child_bound, child in _chain_steps(step_bound, step_obj):
-                if id(child) not in seen:
+                if (id(child), child_bound.transition.key) not in seen:
                     visit(child_bound, child, {})
         order.append((step_bound, step_obj, step_data))
 
@@ -394,143 +558,148 @@ def _run_hooks(
     return step, results
 
 
-def _ensure_sqlite_transaction(session: Session) -> None:
-    """pysqlite starts no transaction on SAVEPOINT, and RELEASE would commit: BEGIN first."""
+def _lock_in_key_order(session: Session, objects: list[object]) -> None:
+    """``SELECT ... FOR UPDATE`` of the chain's rows, table by table (by name), each in primary-key order.
+
+    Every statetype path takes its row locks in this order, so two chains, or
+    a chain and a bulk, wait for each other instead of deadlocking.
+    """
+    if len(objects) < 2:
+        return
+    by_table: dict[str, tuple[list[sa.Column[Any]], list[tuple[Any, ...]]]] = {}
+    for obj in objects:
+        state = instance_state(obj)
+        if state.key is None:
+            continue
+        table = cast("sa.Table", state.mapper.base_mapper.local_table)
+        entry = by_table.setdefault(table.name, (list(table.primary_key.columns), []))
+        entry[1].append(tuple(state.key[1]))
     connection = session.connection()
-    dbapi: Any = connection.connection.dbapi_connection
-    if isinstance(dbapi, sqlite3.Connection) and not dbapi.in_transaction:
-        connection.exec_driver_sql("BEGIN")
+    if connection.dialect.name == "sqlite":
+        return  # no row locks: the first write locks the whole database
+    for name in sorted(by_table):
+        pk, keys = by_table[name]
+        where = pk[0].in_([k[0] for k in keys]) if len(pk) == 1 else sa.tuple_(*pk).in_(keys)
+        connection.execute(sa.select(*pk).where(where).order_by(*pk).with_for_update()).all()
 
 
-def _apply_persisted(
-    bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any], session: Session
-) -> Applied:
-    order = _steps(bound, obj, data)
-    registry = bound.registry
-    use_savepoint = len(order) > 1 or registry.savepoint
-    # Objects must exist in the database, with their state flushed, before a compare-and-set.
-    for step_bound, step_obj, _ in order:
-        state = instance_state(step_obj)
-        if state.key is None or step_bound.transition.key in state.committed_state:
-            session.flush()
-            break
-    snapshots: dict[int, _Snapshot] = {}
-    for _, step_obj, _ in order:
-        if id(step_obj) not in snapshots:
-            snapshots[id(step_obj)] = _Snapshot(instance_state(step_obj))
-    membership = _Membership(session)
-    if use_savepoint:
-        _ensure_sqlite_transaction(session)
-    done: list[tuple[_TableInfo, object, dict[str, Any]]] = []
-    applied: list[AppliedStep[Any]] = []
-    results: dict[str, object] = {}
-    try:
-        with session.begin_nested() if use_savepoint else contextlib.nullcontext():
-            with session.no_autoflush:
-                for step_bound, step_obj, step_data in order:
-                    step, step_results = _persist_step(
-                        step_bound, step_obj, step_data, session, snapshots[id(step_obj)], done
-                    )
-                    applied.append(step)
-                    if step_obj is obj and step_bound is bound:
-                        results = step_results
-    except BaseException:
-        if not use_savepoint:
-            _compensate(session, done)
-            membership.restore()
-        for snapshot in snapshots.values():
-            snapshot.restore()
-        raise
-    _schedule_after_commit(session, applied)
-    return Applied(applied, results)
-
-
-def _persist_step(
+def _apply_in_savepoint(
     bound: BoundTransition[Any, Any],
     obj: object,
     data: Mapping[str, Any],
     session: Session,
-    snapshot: _Snapshot | None,
-    done: list[tuple[_TableInfo, object, dict[str, Any]]],
-) -> tuple[AppliedStep[Any], dict[str, object]]:
+    snapshot: SessionSnapshot | None = None,
+    ran: tuple[AppliedStep[Any], dict[str, object]] | None = None,
+) -> Applied:
+    """Every step inside one savepoint of the session; the unit of work writes what hooks changed.
+
+    ``snapshot`` and ``ran`` come from a single step that ran its hooks before
+    finding they reached beyond its own row: they are not run twice.
+    """
     registry = bound.registry
-    transition = bound.transition
-    compiled = _compiled(bound)
-    key = transition.key
-    info = table_info(compiled.model, key)
-    state = instance_state(obj)
-    values = state.dict
-    before = snapshot.values if snapshot is not None and compiled.needs_snapshot else None
-    if compiled.needs_snapshot:
-        step, step_results = _run_hooks(bound, obj, data)
-    else:
-        step = AppliedStep(obj, bound, getattr(obj, key)._member, transition.to, data, registry.actor, utcnow())
-        step_results = {}
-    old = cast("StateType[Any]", step.from_state)
-    params: dict[str, Any] = {"st_new": transition.to, "st_old": old}
-    identity = state.identity
-    if identity is None:
-        raise ConcurrentTransitionError(f"{type(obj).__name__} has no identity; it was deleted")
-    for i, value in enumerate(identity):
-        params[f"st_pk_{i}"] = value
-    changed: list[str] = []
-    previous: dict[str, Any] = {"st_new": old, "st_old": transition.to}
-    if before is not None:
-        for attr_key, _column in info.foldable:
-            now_value = values.get(attr_key, _MISSING)
-            was = before.get(attr_key, _MISSING)
-            if now_value is not was and now_value is not _MISSING:
-                changed.append(attr_key)
-                params[f"st_v_{attr_key}"] = now_value
-                previous[f"st_v_{attr_key}"] = (
-                    state.committed_state.get(attr_key, was) if was is not _MISSING else None
-                )
-    connection = session.connection(bind_arguments={"mapper": info.mapper})
-    if info.execute(connection, frozenset(changed), params) != 1:
-        raise ConcurrentTransitionError(
-            f"{type(registry).__name__}.{bound.name}: {type(obj).__name__} {object_id_text(tuple(identity))} "
-            f"is no longer {old.title} in the database; another transaction changed it first"
-        )
-    for i, value in enumerate(identity):
-        previous[f"st_pk_{i}"] = value
-    done.append((info, obj, previous))
-    values[key] = transition.to
-    state._commit(values, [key, *changed])
-    if not state.committed_state and state.modified:
-        # Everything the step changed is now in the database: the object is clean.
-        state.modified = False
-        identity_map = state._instance_dict()
-        if identity_map is not None:
-            identity_map._modified.discard(state)
-    if info.refresh_keys:
-        session.expire(obj, list(info.refresh_keys))
-    log = registry.log
-    if log is not None:
-        log_class: type[Any] = log
-        session.add(
-            log_class(
-                table_name=info.table.name,
-                object_id=object_id_text(tuple(identity)),
-                column_name=info.state_column.name,
-                transition=bound.name,
-                from_value=str(old.__dict__["_storage"]),
-                to_value=str(transition.to.__dict__["_storage"]),
-                actor=actor_text(registry.actor),
-                created_at=step.at,
-                data=jsonable(data) if data else None,
-            )
-        )
-    if compiled.has_after:
-        registry.after(step)
-    return step, step_results
+    order = _steps(bound, obj, data) if ran is None else [(bound, obj, data)]
+    objects = list({id(o): o for _, o, _ in order}.values())
+    for step_bound, step_obj, _ in order:
+        if step_obj is not obj:
+            _session_of(step_bound, step_obj, instance_state(step_obj))
+    if snapshot is None:
+        snapshot = SessionSnapshot(session, objects)
+    applied: list[AppliedStep[Any]] = []
+    results: dict[str, object] = {}
+    try:
+        nested = session_savepoint(session)
+        try:
+            session.flush()
+            _lock_in_key_order(session, objects)
+            for step_bound, step_obj, step_data in order:
+                if ran is not None:
+                    step, step_results = ran
+                else:
+                    with session.no_autoflush:
+                        step, step_results = _run_hooks(step_bound, step_obj, step_data)
+                session.flush()
+                compiled = _compiled(step_bound)
+                info = table_info(compiled.model, compiled.key)
+                state = instance_state(step_obj)
+                connection = session.connection(bind_arguments={"mapper": info.mapper})
+                _compare_and_set(step_bound, info, step_obj, state, step, connection, (), {})
+                log = step_bound.registry.log
+                if log is not None:
+                    _insert_history(connection, log, info, step_bound, state, step)
+                _committed(session, info, step_obj, state, step, (), {})
+                if compiled.has_after:
+                    with session.no_autoflush:
+                        step_bound.registry.after(step)
+                applied.append(step)
+                if step_obj is obj and step_bound is bound:
+                    results = step_results
+            session.flush()
+        except BaseException:
+            rollback_savepoint(session, nested)
+            raise
+        nested.commit()
+    except BaseException as error:
+        snapshot.restore()
+        converted = as_conflict(error, f"{type(registry).__name__}.{bound.name}")
+        if converted is error:
+            raise
+        raise converted from error
+    _schedule_after_commit(session, applied)
+    return Applied(applied, results)
 
 
-def _compensate(session: Session, done: list[tuple[_TableInfo, object, dict[str, Any]]]) -> None:
-    """Undo compare-and-set UPDATEs (newest first) after a Python error in a later hook."""
-    for info, _obj, previous in reversed(done):
-        changed = frozenset(k[len("st_v_") :] for k in previous if k.startswith("st_v_"))
-        connection = session.connection(bind_arguments={"mapper": info.mapper})
-        info.execute(connection, changed, previous)
+# ------------------------------------------------------------------ in memory (transient objects)
+
+_DEFERRED = "statetype_deferred_steps"
+_deferred: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def _apply_in_memory(bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any]) -> Applied:
+    order = _steps(bound, obj, data)
+    snapshot = SessionSnapshot(None, [o for _, o, _ in order])
+    applied: list[AppliedStep[Any]] = []
+    results: dict[str, object] = {}
+    try:
+        for step_bound, step_obj, step_data in order:
+            step, step_results = _run_hooks(step_bound, step_obj, step_data)
+            set_state(step_obj, step_bound.transition.key, step_bound.transition.to)
+            if _compiled(step_bound).has_after:
+                step_bound.registry.after(step)
+            applied.append(step)
+            if step_obj is obj and step_bound is bound:
+                results = step_results
+    except BaseException:
+        snapshot.restore()
+        raise
+    for step in applied:
+        if step.transition.registry.log is not None or step.transition.transition.after_commits:
+            # History rows and after_commit hooks wait for the object's first flush.
+            instance_state(step.obj).info.setdefault(_DEFERRED, []).append(step)
+            _deferred.add(step.obj)
+    return Applied(applied, results)
+
+
+@event.listens_for(Session, "after_flush")
+def _write_deferred(session: Session, flush_context: Any) -> None:
+    """History rows and after_commit hooks of steps applied to objects before their first flush."""
+    if not _deferred:
+        return
+    waiting = [obj for obj in session.new if obj in _deferred]
+    steps: list[AppliedStep[Any]] = []
+    for obj in waiting:
+        _deferred.discard(obj)
+        steps.extend(instance_state(obj).info.pop(_DEFERRED, []))
+    for step in steps:
+        bound = step.transition
+        log = bound.registry.log
+        if log is None:
+            continue
+        info = table_info(type(bound.registry).model, bound.transition.key)
+        mapper = info.mapper
+        identity = mapper.primary_key_from_instance(step.obj)
+        connection = session.connection(bind_arguments={"mapper": mapper})
+        connection.execute(sa.insert(cast("sa.Table", cast(Any, log).__table__)), _history_row(info, bound, tuple(identity), step))
+    _schedule_after_commit(session, steps)
 
 
 # ------------------------------------------------------------------ after_commit
@@ -541,49 +710,15 @@ def _schedule_after_commit(session: Session, applied: list[AppliedStep[Any]]) ->
     for step in applied:
         for hook in step.transition.transition.after_commits:
             calls.append(_bind_call(hook.func, step.transition.registry, step))
-    if not calls:
-        return
-    on_commit(session, calls)
-
-
-def on_commit(session: Session, calls: list[Callable[[], object]]) -> None:
-    """Run ``calls`` once the outer transaction commits; drop them if the current (sub)transaction rolls back."""
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    pending: list[tuple[Any, Callable[[], object]]] = session.info.setdefault(_AFTER_COMMIT_KEY, [])
-    ref = weakref.ref(transaction) if transaction is not None else None
-    pending.extend((ref, call) for call in calls)
+    if calls:
+        on_commit(session, calls)
 
 
 def _bind_call(func: Callable[..., object], registry: object, step: AppliedStep[Any]) -> Callable[[], object]:
     return lambda: func(registry, step)
 
 
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    pending = session.info.pop(_AFTER_COMMIT_KEY, None)
-    if pending:
-        for _ref, call in pending:
-            call()
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_after_commit(session: Session, previous_transaction: Any) -> None:
-    pending = session.info.get(_AFTER_COMMIT_KEY)
-    if not pending:
-        return
-    if previous_transaction.parent is None:
-        session.info.pop(_AFTER_COMMIT_KEY, None)
-        return
-    # A savepoint rolled back: drop the hooks registered inside it.
-    kept: list[Any] = []
-    for ref, call in pending:
-        transaction = ref() if ref is not None else None
-        inside = False
-        while transaction is not None:
-            if transaction is previous_transaction:
-                inside = True
-                break
-            transaction = transaction.parent
-        if not inside:
-            kept.append((ref, call))
-    session.info[_AFTER_COMMIT_KEY] = kept
+_operations.apply = apply
+if not TYPE_CHECKING:
+    # The hot path: calling a bound transition is apply itself, one frame less.
+    BoundTransition.__call__ = apply

@@ -8,8 +8,10 @@ after_commit); an instance binds an actor, and attribute access on it gives a
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, Protocol, cast, overload
 
 import sqlalchemy as sa
@@ -18,6 +20,7 @@ from typing_extensions import Self, TypeVar
 
 from .bound import GROUP, STATE, covers
 from .exceptions import StateDefinitionError, TransitionNotAllowed
+from .log import TransitionLogMixin, history_of
 from .states import StateType, humanize
 
 if TYPE_CHECKING:
@@ -25,13 +28,12 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
     from sqlalchemy.sql.elements import ColumnElement
 
-    from .bulk import BulkResult
-    from .log import TransitionLogMixin
 
 __all__ = [
     "Applied",
     "AppliedStep",
     "BoundTransition",
+    "BulkResult",
     "PlannedStep",
     "Reason",
     "Step",
@@ -123,6 +125,36 @@ class Applied:
 
     def __repr__(self) -> str:
         return f"<Applied {len(self.steps)} step(s)>"
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkResult:
+    """What a set-based transition did: ``count`` rows changed, ``ids`` their primary keys.
+
+    ``ids`` holds plain values for a single-column key and tuples for a
+    composite key, in the order the database returned them.
+    """
+
+    count: int
+    ids: list[Any]
+
+
+class _Operations:
+    """Entry points of the layers above this module, installed by them when imported.
+
+    ``statetype.execution`` (apply) and ``statetype.bulk`` (bulk, run_due)
+    build on the classes here; ``statetype/__init__`` imports both, so a
+    registry's calls always reach them, while imports keep pointing one way.
+    """
+
+    apply: Callable[[BoundTransition[Any, Any], Any, Mapping[str, Any] | None, Any], Applied]
+    bulk: Callable[..., BulkResult]
+    bulk_async: Callable[..., Awaitable[BulkResult]]
+    run_due: Callable[[Transitions[Any, Any], Session, dt.datetime | None], int]
+    run_due_async: Callable[[Transitions[Any, Any], AsyncSession, dt.datetime | None], Awaitable[int]]
+
+
+_operations = _Operations()
 
 
 # ------------------------------------------------------------------ hook shapes
@@ -275,6 +307,7 @@ class Transition(Generic[S]):
         # Filled in by Transitions.__init_subclass__.
         self.sources: tuple[StateType[Any], ...] = ()
         self._compiled_by_registry: dict[type[Any], Any] = {}  # execution's plans, per registry class
+        self._hooks_version = 0  # bumped by every hook registration: plans built before are stale
         self._plain_sources: frozenset[StateType[Any]] | None = None
         self.key = ""
 
@@ -285,6 +318,7 @@ class Transition(Generic[S]):
         hook = func if isinstance(func, Guard) else Guard(func)
         self.guards.append(hook)
         hook.transitions.append(self)
+        self._hooks_version += 1
         return hook
 
     def permission(self, func: _GuardFunc | Permission) -> Permission:
@@ -292,6 +326,7 @@ class Transition(Generic[S]):
         hook = func if isinstance(func, Permission) else Permission(func)
         self.permissions.append(hook)
         hook.transitions.append(self)
+        self._hooks_version += 1
         return hook
 
     def execute(self, func: _ExecuteFunc | Execute) -> Execute:
@@ -299,6 +334,7 @@ class Transition(Generic[S]):
         hook = func if isinstance(func, Execute) else Execute(func)
         self.executes.append(hook)
         hook.transitions.append(self)
+        self._hooks_version += 1
         return hook
 
     def chain(self, func: _ChainFunc | Chain) -> Chain:
@@ -306,6 +342,7 @@ class Transition(Generic[S]):
         hook = func if isinstance(func, Chain) else Chain(func)
         self.chains.append(hook)
         hook.transitions.append(self)
+        self._hooks_version += 1
         return hook
 
     def after_commit(self, func: _AfterCommitFunc | AfterCommit) -> AfterCommit:
@@ -313,6 +350,7 @@ class Transition(Generic[S]):
         hook = func if isinstance(func, AfterCommit) else AfterCommit(func)
         self.after_commits.append(hook)
         hook.transitions.append(self)
+        self._hooks_version += 1
         return hook
 
     def form(self, func: _FormFactory) -> FormFactory:
@@ -320,6 +358,7 @@ class Transition(Generic[S]):
         hook = FormFactory(func)
         self._form = hook
         hook.transitions.append(self)
+        self._hooks_version += 1
         return hook
 
     # Access ---------------------------------------------------------------
@@ -360,6 +399,9 @@ class Transition(Generic[S]):
         entity = model
         clause = attr.__clause_element__()
         conditions = [sa.or_(*(source._sql(clause, entity) for source in self.sources))]
+        restriction = subclass_criterion(model, clause.table)
+        if restriction is not None:
+            conditions.append(restriction)
         for guard in self.guards:
             if guard.sql is None:
                 raise StateDefinitionError(
@@ -367,6 +409,30 @@ class Transition(Generic[S]):
                 )
             conditions.append(guard.sql(registry, model))
         return sa.and_(*conditions)
+
+
+def subclass_criterion(model: type[Any], table: Any) -> ColumnElement[bool] | None:
+    """SQL restricting rows of ``table`` to ``model`` and its subclasses, or None when every row is one.
+
+    Inheritance: a registry of ``PrintJob(Job)`` must not touch plain ``Job``
+    rows. Through the discriminator when it lives in ``table`` (single-table
+    and most joined-table hierarchies), else through the subclass's own
+    table's primary key.
+    """
+    mapper = sa.inspect(model)
+    if not isinstance(mapper, Mapper):
+        return None  # an aliased() entity: the caller's query says which rows
+    if mapper.inherits is None or (not mapper.single and mapper.local_table is table):
+        return None
+    discriminator = mapper.polymorphic_on
+    if discriminator is not None and getattr(discriminator, "table", None) is table:
+        identities = [m.polymorphic_identity for m in mapper.self_and_descendants if m.polymorphic_identity is not None]
+        return cast("ColumnElement[Any]", discriminator).in_(identities)
+    table_pk = list(table.primary_key.columns)
+    local_pk = list(mapper.local_table.primary_key.columns)
+    if len(table_pk) == 1:
+        return cast("ColumnElement[bool]", table_pk[0].in_(sa.select(local_pk[0])))
+    return sa.tuple_(*table_pk).in_(sa.select(*local_pk))
 
 
 Step = tuple["BoundTransition[Any, Any]", Any]
@@ -446,8 +512,6 @@ class Transitions(Generic[M, A]):
 
     def history(self, obj: M) -> list[TransitionLogMixin]:
         """History rows of ``obj``, oldest first."""
-        from .log import history_of
-
         log = self.log
         if log is None:
             raise StateDefinitionError(f"{type(self).__name__} has no log; pass log= or set a log class attribute")
@@ -455,15 +519,11 @@ class Transitions(Generic[M, A]):
 
     def run_due(self, session: Session, now: dt.datetime | None = None) -> int:
         """Apply every timed transition whose time has elapsed; returns the number of rows."""
-        from .bulk import run_due
-
-        return run_due(self, session, now)
+        return _operations.run_due(self, session, now)
 
     async def run_due_async(self, session: AsyncSession, now: dt.datetime | None = None) -> int:
         """``run_due`` with an AsyncSession."""
-        from .bulk import run_due_async
-
-        return await run_due_async(self, session, now)
+        return await _operations.run_due_async(self, session, now)
 
 
 class BoundTransition(Generic[M, A]):
@@ -508,25 +568,27 @@ class BoundTransition(Generic[M, A]):
 
     def form(self, obj: M, formdata: Any = None) -> Any:
         """The WTForms form for this transition bound to ``obj`` (None when it needs none)."""
-        from .forms import build_form
+        from .forms import build_form  # WTForms is an optional extra: imported when a form is asked for
 
         return build_form(self, obj, formdata)
 
     def __call__(self, obj: M, data: Mapping[str, Any] | None = None, form: Any = None) -> Applied:
-        """Check, validate, and apply atomically; see DESIGN section 4."""
-        return _execution.apply(self, obj, data, form)
+        """Check, validate, and apply atomically (docs/transitions.md, "What atomic means").
+
+        Returns :class:`Applied`. Raises :class:`TransitionNotAllowed` (with every
+        reason), :class:`TransitionDataInvalid`, :class:`ConcurrentTransitionError`,
+        :class:`StateTypeError` for a detached or deleted object, or whatever a
+        hook raised, unchanged; nothing is applied then.
+        """
+        return _operations.apply(self, obj, data, form)
 
     def bulk(self, session: Session, *criteria: ColumnElement[bool]) -> BulkResult:
         """Apply set-based to every row that can take it and matches ``criteria``; see ``statetype.bulk``."""
-        from .bulk import bulk
-
-        return bulk(self, session, *criteria)
+        return _operations.bulk(self, session, *criteria)
 
     async def bulk_async(self, session: AsyncSession, *criteria: ColumnElement[bool]) -> BulkResult:
         """``bulk`` with an AsyncSession."""
-        from .bulk import bulk_async
-
-        return await bulk_async(self, session, *criteria)
+        return await _operations.bulk_async(self, session, *criteria)
 
 
 # ------------------------------------------------------------------ checks
@@ -540,7 +602,7 @@ def current_state(bound: BoundTransition[Any, Any], obj: object) -> StateType[An
     return cast("StateType[Any]", value._member)
 
 
-def _reasons(bound: BoundTransition[Any, Any], obj: object, seen: set[int]) -> list[Reason]:
+def _reasons(bound: BoundTransition[Any, Any], obj: object, seen: set[tuple[int, str]]) -> list[Reason]:
     transition = bound.transition
     registry = bound.registry
     model = type(registry).model
@@ -573,9 +635,9 @@ def _reasons(bound: BoundTransition[Any, Any], obj: object, seen: set[int]) -> l
         if not permission.func(registry, obj):
             reasons.append(Reason("permission", permission.message, obj))
     if transition.chains:
-        seen.add(id(obj))
+        seen.add((id(obj), transition.key))
         for child_bound, child in _chain_steps(bound, obj):
-            if id(child) in seen:
+            if (id(child), child_bound.transition.key) in seen:
                 continue
             child_reasons = _reasons(child_bound, child, seen)
             if child_reasons:
@@ -591,8 +653,13 @@ def _reasons(bound: BoundTransition[Any, Any], obj: object, seen: set[int]) -> l
 
 
 def _chain_steps(bound: BoundTransition[Any, Any], obj: object) -> list[tuple[BoundTransition[Any, Any], object]]:
-    """The chain's children that are not already in their target state."""
+    """The chain's children that are not already in their target state, bound to this step's actor.
+
+    A chain hook may build its child registry with any actor; the children are
+    checked, applied and recorded with the actor of the top-level call.
+    """
     steps: list[tuple[BoundTransition[Any, Any], object]] = []
+    actor = bound.registry.actor
     for chain in bound.transition.chains:
         for step in chain.func(bound.registry, obj):
             child_bound, child = step
@@ -601,18 +668,31 @@ def _chain_steps(bound: BoundTransition[Any, Any], obj: object) -> list[tuple[Bo
                     f"{type(bound.registry).__name__}.{chain.name} must return (bound transition, object) pairs, "
                     f"got {step!r}"
                 )
-            current = current_state(child_bound, child)  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
+            child_bound = _with_actor(cast("BoundTransition[Any, Any]", child_bound), actor)
+            current = current_state(child_bound, child)
             if current is child_bound.transition.to:
                 continue
             steps.append((child_bound, child))  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
     return steps
 
 
-def _plan(bound: BoundTransition[Any, Any], obj: object, planned: list[PlannedStep], seen: set[int]) -> None:
-    seen.add(id(obj))
+def _with_actor(bound: BoundTransition[Any, Any], actor: object) -> BoundTransition[Any, Any]:
+    registry = bound.registry
+    if registry.actor is actor:
+        return bound
+    clone = copy.copy(registry)
+    clone.actor = actor
+    clone._bound = {}
+    return cast("BoundTransition[Any, Any]", getattr(clone, bound.name))
+
+
+def _plan(
+    bound: BoundTransition[Any, Any], obj: object, planned: list[PlannedStep], seen: set[tuple[int, str]]
+) -> None:
+    seen.add((id(obj), bound.transition.key))
     planned.append(PlannedStep(bound, obj, bound.check(obj)))
     for child_bound, child in _chain_steps(bound, obj) if bound.transition.chains else ():
-        if id(child) not in seen:
+        if (id(child), child_bound.transition.key) not in seen:
             _plan(child_bound, child, planned, seen)
 
 
@@ -754,11 +834,3 @@ def _check_hooks(cls: type[Transitions[Any, Any]]) -> None:
                         f"{cls.__name__}.{name} is registered on {transition!r}, which is not a transition of "
                         f"{cls.__name__}"
                     )
-
-
-# Imported last: execution builds on the classes above.
-from . import execution as _execution  # noqa: E402
-
-if not TYPE_CHECKING:
-    # The hot path: calling a bound transition is execution.apply itself, one frame less.
-    BoundTransition.__call__ = _execution.apply

@@ -1,0 +1,266 @@
+"""Units of atomic work inside a caller's transaction: savepoints, object snapshots, conflict errors.
+
+A transition must leave the caller's transaction exactly as it found it when
+anything fails. Two tools do it, used by :mod:`statetype.execution` and
+:mod:`statetype.bulk`:
+
+* :class:`Savepoint`, a connection-level ``SAVEPOINT`` around statements that
+  may fail for reasons other than the compare-and-set (history rows, columns a
+  hook changed). PostgreSQL aborts the whole transaction on any failed
+  statement; a savepoint keeps the caller's earlier work committable.
+  :func:`session_savepoint` is the ORM-level one, for steps that must flush.
+* :class:`SessionSnapshot`, which puts back every object the call touched (its
+  attribute values, change tracking, and whether the session held it as new or
+  deleted): the transitioned objects, the caller's pending work and whatever
+  hooks changed.
+
+:func:`conflict` turns a deadlock, a lock timeout or a serialization failure
+raised by one of statetype's statements into :class:`ConcurrentTransitionError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.state import InstanceState
+
+from .exceptions import ConcurrentTransitionError
+
+__all__ = ["Savepoint", "SessionSnapshot", "as_conflict", "conflict", "ensure_transaction", "flush_safely", "rollback_savepoint", "session_savepoint"]
+
+_names = itertools.count(1)
+
+# SQLSTATEs and driver codes that mean "another transaction got in the way".
+_PG_CONFLICTS = {"40001": "serialization failure", "40P01": "deadlock", "55P03": "lock not available"}
+_MYSQL_CONFLICTS = {1213: "deadlock", 1205: "lock wait timeout", 1020: "record changed since last read"}
+_SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+def ensure_transaction(connection: sa.Connection) -> None:
+    """pysqlite starts no transaction on SAVEPOINT, and RELEASE would commit: BEGIN first."""
+    if connection.dialect.name != "sqlite":
+        return
+    driver: Any = connection.connection.driver_connection  # sqlite3 or aiosqlite: both say in_transaction
+    if getattr(driver, "in_transaction", True) is False:
+        connection.exec_driver_sql("BEGIN")
+
+
+class Savepoint:
+    """A raw ``SAVEPOINT`` on the session's connection, unknown to the Session.
+
+    Cheaper than ``Session.begin_nested()`` (no flush, no ORM bookkeeping); for
+    statements statetype sends itself. ``rollback()`` never masks the original
+    error: when the database already dropped the savepoint (MariaDB rolls the
+    whole transaction back on a deadlock), its own error is swallowed.
+    """
+
+    __slots__ = ("connection", "name")
+
+    def __init__(self, connection: sa.Connection) -> None:
+        ensure_transaction(connection)
+        self.connection = connection
+        self.name = f"statetype_{next(_names)}"
+        connection.exec_driver_sql(f"SAVEPOINT {self.name}")
+
+    def release(self) -> None:
+        self.connection.exec_driver_sql(f"RELEASE SAVEPOINT {self.name}")
+
+    def rollback(self) -> None:
+        try:
+            self.connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {self.name}")
+            self.connection.exec_driver_sql(f"RELEASE SAVEPOINT {self.name}")
+        except sa.exc.DBAPIError:
+            pass  # the transaction is already gone; the caller sees the original error
+
+
+def session_savepoint(session: Session) -> SessionTransaction:
+    """``Session.begin_nested()`` without its preliminary flush.
+
+    ``begin_nested()`` flushes pending work before it emits SAVEPOINT, so a
+    flush failure there would abort the caller's transaction. Here the flush
+    happens inside the savepoint, where its failure rolls back to it; the
+    objects it expires or expunges are put back by a :class:`SessionSnapshot`.
+    """
+    ensure_transaction(session.connection())
+    flushing = session._flushing
+    session._flushing = True  # suppresses the flush in SessionTransaction._take_snapshot
+    try:
+        return session.begin_nested()
+    finally:
+        session._flushing = flushing
+
+
+def rollback_savepoint(session: Session, nested: SessionTransaction) -> None:
+    """Roll back ``nested`` unless it is already over (a failed flush leaves it inactive, not closed)."""
+    if nested.is_active or session.get_nested_transaction() is nested:
+        nested.rollback()
+
+
+def flush_safely(session: Session) -> None:
+    """Flush pending work inside a savepoint: a failure leaves the transaction and the objects as they were."""
+    if session._is_clean():
+        return
+    snapshot = SessionSnapshot(session, ())
+    nested = session_savepoint(session)
+    try:
+        session.flush()
+    except BaseException:
+        rollback_savepoint(session, nested)
+        snapshot.restore()
+        raise
+    nested.commit()
+
+
+class _ObjectSnapshot:
+    __slots__ = ("state", "values", "committed", "modified", "expired", "expired_attributes")
+
+    def __init__(self, state: InstanceState[Any]) -> None:
+        self.state = state
+        self.values = dict(state.dict)
+        self.committed = dict(state.committed_state)
+        self.modified = state.modified
+        self.expired = state.expired
+        self.expired_attributes = set(state.expired_attributes)
+
+    def restore(self) -> None:
+        state = self.state
+        current = state.dict
+        current.clear()
+        current.update(self.values)
+        state.committed_state.clear()
+        state.committed_state.update(self.committed)
+        state.expired = self.expired
+        state.expired_attributes.clear()
+        state.expired_attributes.update(self.expired_attributes)
+        _set_modified(state, self.modified)
+
+
+def _set_modified(state: InstanceState[Any], modified: bool) -> None:
+    state.modified = modified
+    identity_map = state._instance_dict()
+    if identity_map is not None:
+        if modified:
+            identity_map._modified.add(state)
+        else:
+            identity_map._modified.discard(state)
+
+
+def _revert(state: InstanceState[Any]) -> None:
+    """Undo in-memory changes of an object that was clean before: back to its committed values."""
+    current = state.dict
+    expire: list[str] = []
+    manager = state.manager
+    for key, original in state.committed_state.items():
+        impl = manager[key].impl
+        if getattr(impl, "collection", False) or original is sa.orm.base.NO_VALUE or original is sa.orm.base.NEVER_SET:  # type: ignore[attr-defined]
+            expire.append(key)
+        else:
+            current[key] = original
+    state.committed_state.clear()
+    _set_modified(state, False)
+    if expire:
+        state._expire_attributes(current, expire)
+
+
+class SessionSnapshot:
+    """Everything a failed call must put back in a session; see the module docstring.
+
+    Taken before the call's hooks run: the given objects, every pending object
+    and every object with unflushed changes. Objects that were clean and that
+    the call changed are reverted to their committed values.
+    """
+
+    __slots__ = ("session", "new", "deleted", "objects", "modified")
+
+    def __init__(self, session: Session | None, objects: Iterable[object]) -> None:
+        self.session = session
+        self.objects: dict[int, _ObjectSnapshot] = {}
+        for obj in objects:
+            state = instance_state(obj)
+            if id(state) not in self.objects:
+                self.objects[id(state)] = _ObjectSnapshot(state)
+        if session is None:
+            self.new: list[object] = []
+            self.deleted: list[object] = []
+            self.modified: set[InstanceState[Any]] = set()
+            return
+        self.new = list(session.new)
+        self.deleted = list(session.deleted)
+        self.modified = set(session.identity_map._modified)
+        for obj in self.new:
+            state = instance_state(obj)
+            if id(state) not in self.objects:
+                self.objects[id(state)] = _ObjectSnapshot(state)
+        for state in self.modified:
+            if id(state) not in self.objects:
+                self.objects[id(state)] = _ObjectSnapshot(state)
+
+    def unchanged_except(self, obj: object) -> bool:
+        """Whether the session's membership and other objects are as snapshotted (only ``obj`` may differ)."""
+        session = self.session
+        if session is None:
+            return True
+        if len(session._new) != len(self.new) or len(session._deleted) != len(self.deleted):
+            return False
+        own = instance_state(obj)
+        for state in session.identity_map._modified:
+            if state is not own and state not in self.modified:
+                return False
+        return True
+
+    def restore(self) -> None:
+        session = self.session
+        if session is not None:
+            new_ids = {id(o) for o in self.new}
+            for added in [o for o in session.new if id(o) not in new_ids]:
+                session.expunge(added)
+            for state in list(session.identity_map._modified):
+                if id(state) not in self.objects:
+                    _revert(state)
+            current_new = {id(o) for o in session.new}
+            for obj in self.new:
+                if id(obj) not in current_new:
+                    session.add(obj)  # expunged by the savepoint's rollback: pending again
+            deleted_ids = {id(o) for o in self.deleted}
+            for obj in list(session.deleted):
+                if id(obj) not in deleted_ids:
+                    session._deleted.pop(instance_state(obj), None)
+            current_deleted = {id(o) for o in session.deleted}
+            for obj in self.deleted:
+                if id(obj) not in current_deleted and instance_state(obj).key is not None:
+                    session.delete(obj)
+        for snapshot in self.objects.values():
+            snapshot.restore()
+
+
+def conflict(error: sa.exc.DBAPIError) -> str | None:
+    """What kind of conflict a database error is (deadlock, serialization failure...), or None."""
+    orig: Any = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate in _PG_CONFLICTS:
+        return _PG_CONFLICTS[sqlstate]
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_CONFLICTS:
+        return _MYSQL_CONFLICTS[args[0]]
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _SQLITE_BUSY:
+        return "database is locked"
+    return None
+
+
+def as_conflict(error: BaseException, label: str) -> BaseException:
+    """``ConcurrentTransitionError`` for a conflict raised by a statetype statement, else ``error`` itself."""
+    if isinstance(error, sa.exc.DBAPIError):
+        kind = conflict(error)
+        if kind is not None:
+            new = ConcurrentTransitionError(
+                f"{label}: {kind} with another transaction; roll back and retry"
+            )
+            new.__cause__ = error
+            return new
+    return error
