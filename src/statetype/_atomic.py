@@ -31,7 +31,7 @@ from sqlalchemy.orm.state import InstanceState
 
 from .exceptions import ConcurrentTransitionError
 
-__all__ = ["Savepoint", "SessionSnapshot", "as_conflict", "conflict", "ensure_transaction", "flush_safely", "rollback_savepoint", "session_savepoint"]
+__all__ = ["ObjectSnapshot", "Savepoint", "SessionSnapshot", "as_conflict", "conflict", "ensure_transaction", "flush_safely", "rollback_savepoint", "session_savepoint"]
 
 _names = itertools.count(1)
 
@@ -116,7 +116,9 @@ def flush_safely(session: Session) -> None:
     nested.commit()
 
 
-class _ObjectSnapshot:
+class ObjectSnapshot:
+    """One object's attribute values and change tracking."""
+
     __slots__ = ("state", "values", "committed", "modified", "expired", "expired_attributes")
 
     def __init__(self, state: InstanceState[Any]) -> None:
@@ -179,11 +181,11 @@ class SessionSnapshot:
 
     def __init__(self, session: Session | None, objects: Iterable[object]) -> None:
         self.session = session
-        self.objects: dict[int, _ObjectSnapshot] = {}
+        self.objects: dict[int, ObjectSnapshot] = {}
         for obj in objects:
             state = instance_state(obj)
             if id(state) not in self.objects:
-                self.objects[id(state)] = _ObjectSnapshot(state)
+                self.objects[id(state)] = ObjectSnapshot(state)
         if session is None:
             self.new: list[object] = []
             self.deleted: list[object] = []
@@ -195,10 +197,10 @@ class SessionSnapshot:
         for obj in self.new:
             state = instance_state(obj)
             if id(state) not in self.objects:
-                self.objects[id(state)] = _ObjectSnapshot(state)
+                self.objects[id(state)] = ObjectSnapshot(state)
         for state in self.modified:
             if id(state) not in self.objects:
-                self.objects[id(state)] = _ObjectSnapshot(state)
+                self.objects[id(state)] = ObjectSnapshot(state)
 
     def unchanged_except(self, obj: object) -> bool:
         """Whether the session's membership and other objects are as snapshotted (only ``obj`` may differ)."""
@@ -213,15 +215,22 @@ class SessionSnapshot:
                 return False
         return True
 
+    def revert_untracked(self) -> None:
+        """Revert objects that were clean before and changed since (call it before a savepoint's rollback,
+        which would otherwise expire them)."""
+        session = self.session
+        if session is not None:
+            for state in list(session.identity_map._modified):
+                if id(state) not in self.objects:
+                    _revert(state)
+
     def restore(self) -> None:
         session = self.session
         if session is not None:
             new_ids = {id(o) for o in self.new}
             for added in [o for o in session.new if id(o) not in new_ids]:
                 session.expunge(added)
-            for state in list(session.identity_map._modified):
-                if id(state) not in self.objects:
-                    _revert(state)
+            self.revert_untracked()
             current_new = {id(o) for o in session.new}
             for obj in self.new:
                 if id(obj) not in current_new:
@@ -255,6 +264,10 @@ def conflict(error: sa.exc.DBAPIError) -> str | None:
 
 def as_conflict(error: BaseException, label: str) -> BaseException:
     """``ConcurrentTransitionError`` for a conflict raised by a statetype statement, else ``error`` itself."""
+    if isinstance(error, sa.orm.exc.StaleDataError):
+        new = ConcurrentTransitionError(f"{label}: {error}; another transaction changed or deleted the row first")
+        new.__cause__ = error
+        return new
     if isinstance(error, sa.exc.DBAPIError):
         kind = conflict(error)
         if kind is not None:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import ColumnProperty, Mapper, Session, object_session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.state import InstanceState
 
-from ._atomic import Savepoint, SessionSnapshot, as_conflict, rollback_savepoint, session_savepoint
+from ._atomic import Savepoint, SessionSnapshot, ObjectSnapshot, as_conflict, rollback_savepoint, session_savepoint
 from .aftercommit import on_commit
 from .bound import set_state
 from .exceptions import ConcurrentTransitionError, StateTypeError
@@ -131,6 +131,10 @@ class _TableInfo:
         entry = self.compiled.get((changed, dialect))
         if entry is None:
             compiled = self.statement(changed).compile(dialect=dialect)
+            if compiled.update_prefetch:
+                # Python-side onupdate defaults need an execution context: let Core run the statement.
+                self.compiled[(changed, dialect)] = entry = ("", None, {})
+                return connection.execute(self.statement(changed), params).rowcount
             found: dict[str, Callable[[Any], Any]] = {}
             for name, proc in compiled._bind_processors.items():
                 if callable(proc):
@@ -138,6 +142,8 @@ class _TableInfo:
             order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
             entry = self.compiled[(changed, dialect)] = (compiled.string, order, found)
         sql, positional, processors = entry
+        if not sql:
+            return connection.execute(self.statement(changed), params).rowcount
         processed = {name: processors[name](value) if name in processors else value for name, value in params.items()}
         if positional is not None:
             result = connection.exec_driver_sql(sql, tuple(processed[name] for name in positional))
@@ -173,8 +179,11 @@ class _TableInfo:
 
     def exists(self, connection: sa.Connection, identity: tuple[Any, ...]) -> bool:
         pk = [column for _, column in self.pk]
-        found = connection.execute(sa.select(sa.literal(1)).select_from(self.table).where(*(c == v for c, v in zip(pk, identity))))
-        return found.first() is not None
+        query = sa.select(sa.literal(1)).select_from(self.table).where(*(c == v for c, v in zip(pk, identity)))
+        if connection.dialect.name != "sqlite":
+            # A locking read is a current read: under REPEATABLE READ a plain one would see the snapshot.
+            query = query.with_for_update(read=True)
+        return connection.execute(query).first() is not None
 
 
 _table_infos: dict[tuple[type[Any], str], _TableInfo] = {}
@@ -612,21 +621,27 @@ def _apply_in_savepoint(
             session.flush()
             _lock_in_key_order(session, objects)
             for step_bound, step_obj, step_data in order:
+                state = instance_state(step_obj)
                 if ran is not None:
+                    own = snapshot.objects[id(state)]
                     step, step_results = ran
                 else:
+                    own = ObjectSnapshot(state)
                     with session.no_autoflush:
                         step, step_results = _run_hooks(step_bound, step_obj, step_data)
-                session.flush()
                 compiled = _compiled(step_bound)
                 info = table_info(compiled.model, compiled.key)
-                state = instance_state(step_obj)
+                # The hooks' changes to the object's own row ride on the compare-and-set, which
+                # also finds a conflict before the unit of work writes anything else.
+                changed = _changed_keys(state, own.values, own.committed) & info.foldable_keys
+                expressions = {k: state.dict[k] for k in changed if hasattr(state.dict[k], "__clause_element__")}
                 connection = session.connection(bind_arguments={"mapper": info.mapper})
-                _compare_and_set(step_bound, info, step_obj, state, step, connection, (), {})
+                _compare_and_set(step_bound, info, step_obj, state, step, connection, changed, expressions)
                 log = step_bound.registry.log
                 if log is not None:
                     _insert_history(connection, log, info, step_bound, state, step)
-                _committed(session, info, step_obj, state, step, (), {})
+                _committed(session, info, step_obj, state, step, changed, expressions)
+                session.flush()
                 if compiled.has_after:
                     with session.no_autoflush:
                         step_bound.registry.after(step)
@@ -635,6 +650,7 @@ def _apply_in_savepoint(
                     results = step_results
             session.flush()
         except BaseException:
+            snapshot.revert_untracked()
             rollback_savepoint(session, nested)
             raise
         nested.commit()
