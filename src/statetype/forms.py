@@ -30,6 +30,8 @@ from .exceptions import InvalidStateValue, TransitionDataInvalid
 from .states import StateType
 
 if TYPE_CHECKING:
+    from wtforms import Form
+
     from .transitions import BoundTransition
 
 __all__ = ["StateSelectField", "build_form", "form_class", "validate"]
@@ -62,7 +64,7 @@ def form_class(bound: BoundTransition[Any, Any], obj: object) -> type[Any] | Non
     return result
 
 
-def build_form(bound: BoundTransition[Any, Any], obj: object, formdata: Any = None) -> Any:
+def build_form(bound: BoundTransition[Any, Any], obj: object, formdata: object = None) -> Form | None:
     """The form bound to ``obj`` (fields prefilled from attributes of the same name), or None.
 
     ``formdata`` (a multidict such as ``request.form``) is passed on when given;
@@ -73,8 +75,8 @@ def build_form(bound: BoundTransition[Any, Any], obj: object, formdata: Any = No
     if cls is None:
         return None
     if formdata is None:
-        return cls(obj=obj)
-    return cls(formdata=formdata, obj=obj)
+        return cast("Form", cls(obj=obj))
+    return cast("Form", cls(formdata=formdata, obj=obj))
 
 
 def validate(
@@ -288,7 +290,7 @@ class StateSelectField(SelectField):
                 )
         self.statetype = statetype
         self.states: tuple[StateType[Any], ...] = _offered(statetype, states)
-        super().__init__(label, validators, coerce=_Coerce(statetype), choices=self._state_choices(), **kwargs)
+        super().__init__(label, None if validators is None else list(validators), coerce=_Coerce(statetype), choices=self._state_choices(), **kwargs)
 
     def _state_choices(self) -> list[Any]:
         pairs = [(str(m.__dict__["_storage"]), str(m.title)) for m in self.states]

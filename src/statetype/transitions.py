@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
     from sqlalchemy.sql.elements import ColumnElement
 
+    from wtforms import Form
+
     from .bulk import BulkResult
     from .log import TransitionLogMixin
 
@@ -44,6 +46,8 @@ M = TypeVar("M")
 A = TypeVar("A", default=None)
 S = TypeVar("S", bound="StateType[Any]")
 _M_co = TypeVar("_M_co", covariant=True)
+_L = TypeVar("_L", bound="TransitionLogMixin")
+_L_co = TypeVar("_L_co", bound="TransitionLogMixin", covariant=True)
 
 
 # ------------------------------------------------------------------ results
@@ -96,7 +100,7 @@ class AppliedStep(Generic[_M_co]):
         transition: BoundTransition[Any, Any],
         from_state: StateType[Any] | None,
         to_state: StateType[Any],
-        data: Mapping[str, Any],
+        data: Mapping[str, object],
         actor: object,
         at: dt.datetime,
     ) -> None:
@@ -104,7 +108,7 @@ class AppliedStep(Generic[_M_co]):
         self.transition = transition
         self.from_state = from_state
         self.to_state = to_state
-        self.data = data
+        self.data: Mapping[str, object] = data
         self.actor = actor
         self.at = at
 
@@ -153,7 +157,14 @@ class _AfterCommitFunc(Protocol):
 
 
 class _FormFactory(Protocol):
-    def __call__(self, registry: Any, obj: Any, /) -> type[Any] | None: ...
+    def __call__(self, registry: Any, obj: Any, /) -> type[Form] | None: ...
+
+
+class _HasLog(Protocol[_L_co]):
+    """A registry whose ``log`` is a history class: ``log = ProjectLog``."""
+
+    @property
+    def log(self) -> type[_L_co]: ...
 
 
 class _Hook:
@@ -252,20 +263,20 @@ class Transition(Generic[S]):
         to: S,
         *,
         title: object = None,
-        form: type[Any] | _FormFactory | None = None,
+        form: type[Form] | _FormFactory | None = None,
         column: str | None = None,
         after: dt.timedelta | None = None,
         since: str | None = None,
-        meta: Mapping[str, Any] | None = None,
+        meta: Mapping[str, object] | None = None,
     ) -> None:
         self._from_arg = from_
         self.to = to
         self._title = title
-        self._form: type[Any] | _FormFactory | FormFactory | None = form
+        self._form: type[Form] | _FormFactory | FormFactory | None = form
         self.column = column
         self.after = after
         self.since = since
-        self.meta: Mapping[str, Any] = dict(meta or {})
+        self.meta: Mapping[str, object] = dict(meta or {})
         self.guards: list[Guard] = []
         self.permissions: list[Permission] = []
         self.executes: list[Execute] = []
@@ -325,9 +336,9 @@ class Transition(Generic[S]):
     # Access ---------------------------------------------------------------
 
     @property
-    def title(self) -> object:
-        """The given title, else humanized from the name."""
-        return self._title if self._title is not None else humanize(self.name)
+    def title(self) -> str:
+        """The given title (a lazy string stays lazy: ``str()`` it), else humanized from the name."""
+        return cast(str, self._title) if self._title is not None else humanize(self.name)
 
     @overload
     def __get__(self, instance: None, owner: type[Any]) -> Self: ...
@@ -422,7 +433,7 @@ class Transitions(Generic[M, A]):
     def after(self, step: AppliedStep[M]) -> None:
         """Run after every per-row step's compare-and-set and history."""
 
-    def step_values(self, transition: Transition[Any], now: dt.datetime) -> Mapping[str, Any]:
+    def step_values(self, transition: Transition[Any], now: dt.datetime) -> Mapping[str, object]:
         """Attribute values written with every step, per-row and set-based."""
         return {}
 
@@ -444,8 +455,14 @@ class Transitions(Generic[M, A]):
                 result.append(bound)
         return result
 
-    def history(self, obj: M) -> list[TransitionLogMixin]:
-        """History rows of ``obj``, oldest first."""
+    @overload
+    def history(self: _HasLog[_L], obj: M) -> list[_L]: ...
+
+    @overload
+    def history(self, obj: M) -> list[TransitionLogMixin]: ...
+
+    def history(self, obj: M) -> list[Any]:
+        """History rows of ``obj``, oldest first: ``list[ProjectLog]`` with ``log = ProjectLog``."""
         from .log import history_of
 
         log = self.log
@@ -478,11 +495,13 @@ class BoundTransition(Generic[M, A]):
         self._compiled: Any = None  # execution's precomputed plan, built on first call
 
     @property
-    def title(self) -> object:
+    def title(self) -> str:
+        """The transition's title (a lazy string stays lazy: ``str()`` it)."""
         return self.transition.title
 
     @property
-    def meta(self) -> Mapping[str, Any]:
+    def meta(self) -> Mapping[str, object]:
+        """The transition's ``meta=`` mapping."""
         return self.transition.meta
 
     @property
@@ -506,13 +525,13 @@ class BoundTransition(Generic[M, A]):
         """SQL for "this transition could apply" (source states AND guard expressions)."""
         return self.transition.where(model)
 
-    def form(self, obj: M, formdata: Any = None) -> Any:
+    def form(self, obj: M, formdata: object = None) -> Form | None:
         """The WTForms form for this transition bound to ``obj`` (None when it needs none)."""
         from .forms import build_form
 
         return build_form(self, obj, formdata)
 
-    def __call__(self, obj: M, data: Mapping[str, Any] | None = None, form: Any = None) -> Applied:
+    def __call__(self, obj: M, data: Mapping[str, object] | None = None, form: Form | None = None) -> Applied:
         """Check, validate, and apply atomically; see DESIGN section 4."""
         return _execution.apply(self, obj, data, form)
 
