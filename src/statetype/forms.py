@@ -48,7 +48,7 @@ def _label(bound: BoundTransition[Any, Any]) -> str:
     return f"{type(bound.registry).__name__}.{bound.name}"
 
 
-def form_class(bound: BoundTransition[Any, Any], obj: object) -> type[Any] | None:
+def form_class(bound: BoundTransition[Any, Any], obj: object) -> type[Form] | None:
     """The form class for ``obj``: the transition's ``form=``, or what its factory returns."""
     from .transitions import FormFactory
 
@@ -75,8 +75,8 @@ def build_form(bound: BoundTransition[Any, Any], obj: object, formdata: object =
     if cls is None:
         return None
     if formdata is None:
-        return cast("Form", cls(obj=obj))
-    return cast("Form", cls(formdata=formdata, obj=obj))
+        return cls(obj=obj)
+    return cls(formdata=cast(Any, formdata), obj=obj)
 
 
 def validate(
@@ -275,7 +275,7 @@ class StateSelectField(SelectField):
         self,
         statetype: type[StateType[Any]],
         label: str | None = None,
-        validators: Sequence[Any] | None = None,
+        validators: Sequence[object] | None = None,
         *,
         states: StateType[Any] | Iterable[StateType[Any]] | None = None,
         **kwargs: Any,

@@ -33,26 +33,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mypy.errorcodes import ARG_TYPE, ATTR_DEFINED, OPERATOR
-from mypy.maptype import map_instance_to_supertype
 from mypy.nodes import (
+    ARG_POS,
     AssignmentStmt,
     CallExpr,
     ClassDef,
     ComparisonExpr,
-    ListExpr,
-    SetExpr,
-    TupleExpr,
     Decorator,
     Expression,
+    ListExpr,
     MemberExpr,
     NameExpr,
     OpExpr,
     RefExpr,
+    SetExpr,
+    TupleExpr,
     TypeInfo,
 )
-from mypy.nodes import ARG_POS
 from mypy.plugin import AttributeContext, ClassDefContext, MethodContext, Plugin
-from mypy.subtypes import is_subtype
 from mypy.types import (
     AnyType,
     CallableType,
@@ -65,6 +63,10 @@ from mypy.types import (
     UnionType,
     get_proper_type,
 )
+
+# After mypy.types: importing these first is a circular import in (compiled) mypy.
+from mypy.maptype import map_instance_to_supertype  # noqa: E402  # isort: skip
+from mypy.subtypes import is_subtype  # noqa: E402  # isort: skip
 
 __all__ = ["StateTypePlugin", "plugin"]
 

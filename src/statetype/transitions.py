@@ -341,12 +341,12 @@ class Transition(Generic[S]):
         return cast(str, self._title) if self._title is not None else humanize(self.name)
 
     @overload
-    def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+    def __get__(self, instance: None, owner: type[object]) -> Self: ...
 
     @overload
-    def __get__(self, instance: Transitions[M, A], owner: type[Any]) -> BoundTransition[M, A]: ...
+    def __get__(self, instance: Transitions[M, A], owner: type[object]) -> BoundTransition[M, A]: ...
 
-    def __get__(self, instance: Transitions[Any, Any] | None, owner: type[Any]) -> object:
+    def __get__(self, instance: Transitions[Any, Any] | None, owner: type[object]) -> object:
         if instance is None:
             return self
         bound = instance._bound.get(self.name)
@@ -364,8 +364,11 @@ class Transition(Generic[S]):
             return current in plain
         return any(covers(source, current, obj) for source in self.sources)
 
-    def where(self, model: Any) -> ColumnElement[bool]:
-        """SQL for "this transition could apply": source states AND guard expressions."""
+    def where(self, model: type[object]) -> ColumnElement[bool]:
+        """SQL for "this transition could apply": source states AND guard expressions.
+
+        ``model`` is the registry's model or an ``aliased()`` form of it.
+        """
         registry = self.registry()
         attr = getattr(model, self.key)
         entity = model
@@ -521,7 +524,7 @@ class BoundTransition(Generic[M, A]):
         _plan(self, obj, planned, set())
         return planned
 
-    def where(self, model: Any) -> ColumnElement[bool]:
+    def where(self, model: type[M]) -> ColumnElement[bool]:
         """SQL for "this transition could apply" (source states AND guard expressions)."""
         return self.transition.where(model)
 
