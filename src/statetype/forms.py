@@ -290,7 +290,8 @@ class StateSelectField(SelectField):
                 )
         self.statetype = statetype
         self.states: tuple[StateType[Any], ...] = _offered(statetype, states)
-        super().__init__(label, None if validators is None else list(validators), coerce=_Coerce(statetype), choices=self._state_choices(), **kwargs)
+        checks = None if validators is None else list(validators)  # WTForms' stubs take a list or tuple
+        super().__init__(label, checks, coerce=_Coerce(statetype), choices=self._state_choices(), **kwargs)
 
     def _state_choices(self) -> list[Any]:
         pairs = [(str(m.__dict__["_storage"]), str(m.title)) for m in self.states]
