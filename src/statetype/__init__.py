@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import bulk as _bulk  # noqa: F401  (installs bulk() and run_due() on registries)
-from . import execution as _execution  # noqa: F401  (installs the transition call)
+from . import bulk as _bulk  # pyright: ignore[reportUnusedImport]  # noqa: F401  (installs bulk() and run_due())
+from . import execution as _execution  # pyright: ignore[reportUnusedImport]  # noqa: F401  (installs the call)
 from ._declarations import ConditionalState, State, StateGroup
 from .exceptions import (
     AfterCommitError,

@@ -25,8 +25,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 from sqlalchemy.orm.state import InstanceState
 
 from .exceptions import ConcurrentTransitionError
@@ -74,7 +77,7 @@ class Savepoint:
         try:
             self.connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {self.name}")
             self.connection.exec_driver_sql(f"RELEASE SAVEPOINT {self.name}")
-        except sa.exc.DBAPIError:
+        except DBAPIError:
             pass  # the transaction is already gone; the caller sees the original error
 
 
@@ -159,7 +162,7 @@ def _revert(state: InstanceState[Any]) -> None:
     manager = state.manager
     for key, original in state.committed_state.items():
         impl = manager[key].impl
-        if getattr(impl, "collection", False) or original is sa.orm.base.NO_VALUE or original is sa.orm.base.NEVER_SET:  # type: ignore[attr-defined]
+        if getattr(impl, "collection", False) or original is NO_VALUE or original is NEVER_SET:
             expire.append(key)
         else:
             current[key] = original
@@ -247,7 +250,7 @@ class SessionSnapshot:
             snapshot.restore()
 
 
-def conflict(error: sa.exc.DBAPIError) -> str | None:
+def conflict(error: DBAPIError) -> str | None:
     """What kind of conflict a database error is (deadlock, serialization failure...), or None."""
     orig: Any = error.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -264,11 +267,11 @@ def conflict(error: sa.exc.DBAPIError) -> str | None:
 
 def as_conflict(error: BaseException, label: str) -> BaseException:
     """``ConcurrentTransitionError`` for a conflict raised by a statetype statement, else ``error`` itself."""
-    if isinstance(error, sa.orm.exc.StaleDataError):
+    if isinstance(error, StaleDataError):
         new = ConcurrentTransitionError(f"{label}: {error}; another transaction changed or deleted the row first")
         new.__cause__ = error
         return new
-    if isinstance(error, sa.exc.DBAPIError):
+    if isinstance(error, DBAPIError):
         kind = conflict(error)
         if kind is not None:
             new = ConcurrentTransitionError(

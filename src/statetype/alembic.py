@@ -64,7 +64,7 @@ _TOKENS = re.compile(
 )
 
 
-def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | bool:
     """The ``render_item`` hook for ``context.configure()``.
 
     Renders a StateType as its storage type and its CHECK constraint as

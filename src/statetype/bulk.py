@@ -199,12 +199,13 @@ def _update(
     pk_columns = [column for _, column in info.pk]
     dialect = connection.dialect
     results: list[tuple[StateType[Any] | None, list[tuple[Any, ...]]]] = []
+    stmt: sa.Update
     if dialect.name == "sqlite":
         for from_state, source_condition in groups:
             where = sa.and_(source_condition, *conditions)
             if dialect.update_returning:
-                stmt = sa.update(table).where(where).values(values).returning(*pk_columns)
-                results.append((from_state, [tuple(row) for row in connection.execute(stmt)]))
+                returning = sa.update(table).where(where).values(values).returning(*pk_columns)
+                results.append((from_state, [tuple(row) for row in connection.execute(returning)]))
             else:
                 results.append((from_state, _update_unlocked(connection, table, pk_columns, where, values)))
         return results
@@ -238,13 +239,13 @@ def _update(
                 connection.execute(stmt)
                 changed.extend(chunk)
             else:
-                stmt = (
+                returning = (
                     sa.update(table)
                     .where(_by_key(pk_columns, chunk, dialect.name), source_condition)
                     .values(values)
                     .returning(*pk_columns)
                 )
-                changed.extend(tuple(row) for row in connection.execute(stmt))
+                changed.extend(tuple(row) for row in connection.execute(returning))
         results.append((from_state, changed))
     return results
 

@@ -240,6 +240,7 @@ def _form(session: Session, ada: User) -> None:
         print("note: WTForms is not installed (pip install 'statetype[forms]'); publish runs without a form")
     else:
         form = tx.publish.form(launch)
+        assert form is not None
         print(f"tx.publish.form(launch): {type(form).__name__} with fields {[field.name for field in form]}")
         try:
             tx.publish(launch, data={"note": ""})

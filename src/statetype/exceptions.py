@@ -70,7 +70,7 @@ class BulkNotSupported(StateTypeError):
     """A transition cannot be applied set-based; the message names the hook."""
 
 
-class AfterCommitError(StateTypeError, ExceptionGroup):  # type: ignore[misc]  # ExceptionGroup's __new__ takes (message, exceptions)
+class AfterCommitError(StateTypeError, ExceptionGroup):  # pyright: ignore[reportGeneralTypeIssues]
     """One or more ``after_commit`` hooks raised; the transaction was committed.
 
     Raised by ``Session.commit()`` once every hook has run. ``.exceptions``
@@ -83,9 +83,6 @@ class AfterCommitError(StateTypeError, ExceptionGroup):  # type: ignore[misc]  #
 
     def __init__(self, message: str, exceptions: Sequence[Exception]) -> None:
         super().__init__(message, exceptions)
-
-    def derive(self, excs: Sequence[Exception]) -> AfterCommitError:
-        return AfterCommitError(self.message, excs)
 
     def __reduce__(self) -> tuple[type[AfterCommitError], tuple[str, list[Exception]]]:
         return (AfterCommitError, (self.message, list(self.exceptions)))

@@ -113,7 +113,7 @@ class _TableInfo:
         self.foldable_keys = frozenset(k for k, _ in self.foldable)
         self.refresh_keys = tuple(refresh)
         # A state column that is also a foreign key can be rejected by the database.
-        self.fallible_state = bool(cast("sa.Column[Any]", state_column).foreign_keys)
+        self.fallible_state = bool(state_column.foreign_keys)
         self.statements: dict[frozenset[str], sa.Update] = {}
         self.compiled: dict[
             tuple[frozenset[str], object], tuple[str, tuple[str, ...] | None, dict[str, Callable[[Any], Any]]]
@@ -133,7 +133,7 @@ class _TableInfo:
             compiled = self.statement(changed).compile(dialect=dialect)
             if compiled.update_prefetch:
                 # Python-side onupdate defaults need an execution context: let Core run the statement.
-                self.compiled[(changed, dialect)] = entry = ("", None, {})
+                self.compiled[(changed, dialect)] = ("", None, {})
                 return connection.execute(self.statement(changed), params).rowcount
             found: dict[str, Callable[[Any], Any]] = {}
             for name, proc in compiled._bind_processors.items():
@@ -304,7 +304,7 @@ def apply(
         if reasons:
             raise refuse(bound, obj, Verdict(reasons))
         current = getattr(obj, compiled.key)._member
-    if data is not None and not isinstance(data, Mapping):
+    if data is not None and not isinstance(data, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]  (runtime guard)
         raise TypeError(
             f"{type(bound.registry).__name__}.{bound.name}: data must be a mapping of field names to values, "
             f"not {type(data).__name__}"
@@ -324,7 +324,7 @@ def apply(
         return Applied((step,), {})
     if compiled.chained or compiled.has_after or state.key is None or compiled.key in state.committed_state:
         return _apply_in_savepoint(bound, obj, data, session)
-    return _apply_one(bound, compiled, obj, state, current, data, session)
+    return _apply_one(bound, compiled, obj, state, cast("StateType[Any]", current), data, session)
 
 
 # ------------------------------------------------------------------ one compare-and-set

@@ -30,6 +30,8 @@ from .exceptions import InvalidStateValue, TransitionDataInvalid
 from .states import StateType
 
 if TYPE_CHECKING:
+    from wtforms import Form
+
     from .transitions import BoundTransition
 
 __all__ = ["StateSelectField", "build_form", "form_class", "validate"]
@@ -46,7 +48,7 @@ def _label(bound: BoundTransition[Any, Any]) -> str:
     return f"{type(bound.registry).__name__}.{bound.name}"
 
 
-def form_class(bound: BoundTransition[Any, Any], obj: object) -> type[Any] | None:
+def form_class(bound: BoundTransition[Any, Any], obj: object) -> type[Form] | None:
     """The form class for ``obj``: the transition's ``form=``, or what its factory returns."""
     from .transitions import FormFactory
 
@@ -62,7 +64,7 @@ def form_class(bound: BoundTransition[Any, Any], obj: object) -> type[Any] | Non
     return result
 
 
-def build_form(bound: BoundTransition[Any, Any], obj: object, formdata: Any = None) -> Any:
+def build_form(bound: BoundTransition[Any, Any], obj: object, formdata: object = None) -> Form | None:
     """The form bound to ``obj`` (fields prefilled from attributes of the same name), or None.
 
     ``formdata`` (a multidict such as ``request.form``) is passed on when given;
@@ -74,7 +76,7 @@ def build_form(bound: BoundTransition[Any, Any], obj: object, formdata: Any = No
         return None
     if formdata is None:
         return cls(obj=obj)
-    return cls(formdata=formdata, obj=obj)
+    return cls(formdata=cast(Any, formdata), obj=obj)
 
 
 def validate(
@@ -273,7 +275,7 @@ class StateSelectField(SelectField):
         self,
         statetype: type[StateType[Any]],
         label: str | None = None,
-        validators: Sequence[Any] | None = None,
+        validators: Sequence[object] | None = None,
         *,
         states: StateType[Any] | Iterable[StateType[Any]] | None = None,
         **kwargs: Any,
@@ -288,7 +290,8 @@ class StateSelectField(SelectField):
                 )
         self.statetype = statetype
         self.states: tuple[StateType[Any], ...] = _offered(statetype, states)
-        super().__init__(label, validators, coerce=_Coerce(statetype), choices=self._state_choices(), **kwargs)
+        checks = None if validators is None else list(validators)  # WTForms' stubs take a list or tuple
+        super().__init__(label, checks, coerce=_Coerce(statetype), choices=self._state_choices(), **kwargs)
 
     def _state_choices(self) -> list[Any]:
         pairs = [(str(m.__dict__["_storage"]), str(m.title)) for m in self.states]

@@ -125,7 +125,7 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
     # Member attributes (meaningful on members, not on column-type instances).
     name: str
     value: T
-    title: object
+    title: str  # may hold a lazy (translated) string at runtime: str() it for a plain str
     final: bool
     initial: bool
     known: bool
@@ -158,11 +158,12 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
             return _generic_class_getitem(cls, params)
 
     if TYPE_CHECKING:
-        # ``project.state`` (typed as the StateType) equals its member and its
-        # raw value, so ``project.state == 1`` must not be a non-overlapping
-        # comparison under strict equality checks. Runtime behaviour is unchanged.
-        def __eq__(self, other: object) -> bool: ...
-        def __ne__(self, other: object) -> bool: ...
+        # ``project.state`` (typed as the StateType) equals its members, another
+        # object's state and its raw value (``project.state == 1``); a member
+        # of another StateType is an error under both checkers. Checkers only:
+        # runtime equality is below, unchanged.
+        def __eq__(self, other: Self | T) -> bool: ...  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
+        def __ne__(self, other: Self | T) -> bool: ...  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
         def __hash__(self) -> int: ...
     else:
         # A plain (or unknown) member equals its stored value (and its enum

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
     from sqlalchemy.sql.elements import ColumnElement
 
+    from wtforms import Form
 
 __all__ = [
     "Applied",
@@ -46,6 +47,8 @@ M = TypeVar("M")
 A = TypeVar("A", default=None)
 S = TypeVar("S", bound="StateType[Any]")
 _M_co = TypeVar("_M_co", covariant=True)
+_L = TypeVar("_L", bound="TransitionLogMixin")
+_L_co = TypeVar("_L_co", bound="TransitionLogMixin", covariant=True)
 
 
 # ------------------------------------------------------------------ results
@@ -98,7 +101,7 @@ class AppliedStep(Generic[_M_co]):
         transition: BoundTransition[Any, Any],
         from_state: StateType[Any] | None,
         to_state: StateType[Any],
-        data: Mapping[str, Any],
+        data: Mapping[str, object],
         actor: object,
         at: dt.datetime,
     ) -> None:
@@ -106,7 +109,7 @@ class AppliedStep(Generic[_M_co]):
         self.transition = transition
         self.from_state = from_state
         self.to_state = to_state
-        self.data = data
+        self.data: Mapping[str, object] = data
         self.actor = actor
         self.at = at
 
@@ -185,7 +188,14 @@ class _AfterCommitFunc(Protocol):
 
 
 class _FormFactory(Protocol):
-    def __call__(self, registry: Any, obj: Any, /) -> type[Any] | None: ...
+    def __call__(self, registry: Any, obj: Any, /) -> type[Form] | None: ...
+
+
+class _HasLog(Protocol[_L_co]):
+    """A registry whose ``log`` is a history class: ``log = ProjectLog``."""
+
+    @property
+    def log(self) -> type[_L_co]: ...
 
 
 class _Hook:
@@ -284,20 +294,20 @@ class Transition(Generic[S]):
         to: S,
         *,
         title: object = None,
-        form: type[Any] | _FormFactory | None = None,
+        form: type[Form] | _FormFactory | None = None,
         column: str | None = None,
         after: dt.timedelta | None = None,
         since: str | None = None,
-        meta: Mapping[str, Any] | None = None,
+        meta: Mapping[str, object] | None = None,
     ) -> None:
         self._from_arg = from_
         self.to = to
         self._title = title
-        self._form: type[Any] | _FormFactory | FormFactory | None = form
+        self._form: type[Form] | _FormFactory | FormFactory | None = form
         self.column = column
         self.after = after
         self.since = since
-        self.meta: Mapping[str, Any] = dict(meta or {})
+        self.meta: Mapping[str, object] = dict(meta or {})
         self.guards: list[Guard] = []
         self.permissions: list[Permission] = []
         self.executes: list[Execute] = []
@@ -364,17 +374,17 @@ class Transition(Generic[S]):
     # Access ---------------------------------------------------------------
 
     @property
-    def title(self) -> object:
-        """The given title, else humanized from the name."""
-        return self._title if self._title is not None else humanize(self.name)
+    def title(self) -> str:
+        """The given title (a lazy string stays lazy: ``str()`` it), else humanized from the name."""
+        return cast(str, self._title) if self._title is not None else humanize(self.name)
 
     @overload
-    def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+    def __get__(self, instance: None, owner: type[object]) -> Self: ...
 
     @overload
-    def __get__(self, instance: Transitions[M, A], owner: type[Any]) -> BoundTransition[M, A]: ...
+    def __get__(self, instance: Transitions[M, A], owner: type[object]) -> BoundTransition[M, A]: ...
 
-    def __get__(self, instance: Transitions[Any, Any] | None, owner: type[Any]) -> object:
+    def __get__(self, instance: Transitions[Any, Any] | None, owner: type[object]) -> object:
         if instance is None:
             return self
         bound = instance._bound.get(self.name)
@@ -392,8 +402,11 @@ class Transition(Generic[S]):
             return current in plain
         return any(covers(source, current, obj) for source in self.sources)
 
-    def where(self, model: Any) -> ColumnElement[bool]:
-        """SQL for "this transition could apply": source states AND guard expressions."""
+    def where(self, model: type[object]) -> ColumnElement[bool]:
+        """SQL for "this transition could apply": source states AND guard expressions.
+
+        ``model`` is the registry's model or an ``aliased()`` form of it.
+        """
         registry = self.registry()
         attr = getattr(model, self.key)
         entity = model
@@ -419,7 +432,7 @@ def subclass_criterion(model: type[Any], table: Any) -> ColumnElement[bool] | No
     and most joined-table hierarchies), else through the subclass's own
     table's primary key.
     """
-    mapper = sa.inspect(model)
+    mapper: object = sa.inspect(model)
     if not isinstance(mapper, Mapper):
         return None  # an aliased() entity: the caller's query says which rows
     if mapper.inherits is None or (not mapper.single and mapper.local_table is table):
@@ -429,7 +442,7 @@ def subclass_criterion(model: type[Any], table: Any) -> ColumnElement[bool] | No
         identities = [m.polymorphic_identity for m in mapper.self_and_descendants if m.polymorphic_identity is not None]
         return cast("ColumnElement[Any]", discriminator).in_(identities)
     table_pk = list(table.primary_key.columns)
-    local_pk = list(mapper.local_table.primary_key.columns)
+    local_pk = list(cast("sa.Table", mapper.local_table).primary_key.columns)
     if len(table_pk) == 1:
         return cast("ColumnElement[bool]", table_pk[0].in_(sa.select(local_pk[0])))
     return sa.tuple_(*table_pk).in_(sa.select(*local_pk))
@@ -488,7 +501,7 @@ class Transitions(Generic[M, A]):
     def after(self, step: AppliedStep[M]) -> None:
         """Run after every per-row step's compare-and-set and history."""
 
-    def step_values(self, transition: Transition[Any], now: dt.datetime) -> Mapping[str, Any]:
+    def step_values(self, transition: Transition[Any], now: dt.datetime) -> Mapping[str, object]:
         """Attribute values written with every step, per-row and set-based."""
         return {}
 
@@ -510,8 +523,14 @@ class Transitions(Generic[M, A]):
                 result.append(bound)
         return result
 
-    def history(self, obj: M) -> list[TransitionLogMixin]:
-        """History rows of ``obj``, oldest first."""
+    @overload
+    def history(self: _HasLog[_L], obj: M) -> list[_L]: ...
+
+    @overload
+    def history(self, obj: M) -> list[TransitionLogMixin]: ...
+
+    def history(self, obj: M) -> list[Any]:
+        """History rows of ``obj``, oldest first: ``list[ProjectLog]`` with ``log = ProjectLog``."""
         log = self.log
         if log is None:
             raise StateDefinitionError(f"{type(self).__name__} has no log; pass log= or set a log class attribute")
@@ -538,11 +557,13 @@ class BoundTransition(Generic[M, A]):
         self._compiled: Any = None  # execution's precomputed plan, built on first call
 
     @property
-    def title(self) -> object:
+    def title(self) -> str:
+        """The transition's title (a lazy string stays lazy: ``str()`` it)."""
         return self.transition.title
 
     @property
-    def meta(self) -> Mapping[str, Any]:
+    def meta(self) -> Mapping[str, object]:
+        """The transition's ``meta=`` mapping."""
         return self.transition.meta
 
     @property
@@ -562,17 +583,17 @@ class BoundTransition(Generic[M, A]):
         _plan(self, obj, planned, set())
         return planned
 
-    def where(self, model: Any) -> ColumnElement[bool]:
+    def where(self, model: type[M]) -> ColumnElement[bool]:
         """SQL for "this transition could apply" (source states AND guard expressions)."""
         return self.transition.where(model)
 
-    def form(self, obj: M, formdata: Any = None) -> Any:
+    def form(self, obj: M, formdata: object = None) -> Form | None:
         """The WTForms form for this transition bound to ``obj`` (None when it needs none)."""
         from .forms import build_form  # WTForms is an optional extra: imported when a form is asked for
 
         return build_form(self, obj, formdata)
 
-    def __call__(self, obj: M, data: Mapping[str, Any] | None = None, form: Any = None) -> Applied:
+    def __call__(self, obj: M, data: Mapping[str, object] | None = None, form: Form | None = None) -> Applied:
         """Check, validate, and apply atomically (docs/transitions.md, "What atomic means").
 
         Returns :class:`Applied`. Raises :class:`TransitionNotAllowed` (with every
@@ -668,7 +689,7 @@ def _chain_steps(bound: BoundTransition[Any, Any], obj: object) -> list[tuple[Bo
                     f"{type(bound.registry).__name__}.{chain.name} must return (bound transition, object) pairs, "
                     f"got {step!r}"
                 )
-            child_bound = _with_actor(cast("BoundTransition[Any, Any]", child_bound), actor)
+            child_bound = _with_actor(child_bound, actor)  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
             current = current_state(child_bound, child)
             if current is child_bound.transition.to:
                 continue

@@ -29,3 +29,10 @@ project.state = 1  # E: mypy: expression has type "int", variable has type "SQLC
 
 # A state check is a bool, not a member.
 member: ProjectState = project.state.is_draft  # E: mypy: expression has type "bool", variable has type "ProjectState" | pyright: "bool" is not assignable to "ProjectState"
+
+# Comparing with a member of another StateType is always False at runtime.
+if project.state == ReviewState.is_pending:  # E: mypy: Unsupported operand types for == ("ProjectState" and "ReviewState") | pyright: Operator "==" not supported for types "ProjectState" and "ReviewState"
+    pass
+changed: bool = project.state != ReviewState.is_approved  # E: mypy: Unsupported operand types for != ("ProjectState" and "ReviewState") | pyright: Operator "!=" not supported for types "ProjectState" and "ReviewState"
+crossed: bool = project.state == project.review  # E: mypy: Unsupported operand types for == ("ProjectState" and "ReviewState") | pyright: Operator "==" not supported for types "ProjectState" and "ReviewState"
+reversed_: bool = ReviewState.is_decided == project.state  # E: mypy: Unsupported operand types for == ("ReviewState" and "ProjectState") | pyright: Operator "==" not supported for types "ReviewState" and "ProjectState"

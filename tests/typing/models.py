@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
-from statetype import State, StateType
+from statetype import State, StateType, TransitionLogMixin
 
 NOW = dt.datetime(2026, 6, 1)
 
@@ -76,3 +76,9 @@ class Project(Base):
     state: Mapped[ProjectState] = mapped_column(ProjectState(), default=ProjectState.is_draft)
     review: Mapped[ReviewState] = mapped_column(ReviewState(), default=ReviewState.is_pending)
     colour: Mapped[ColourState | None] = mapped_column(ColourState())
+
+
+class ProjectLog(TransitionLogMixin, Base):
+    """The history table of ProjectTransitions (DESIGN section 4)."""
+
+    __tablename__ = "project_log"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import reveal_type
 
-from models import ColourState, Project, ProjectState, ReviewState
+from models import Colour, ColourState, Project, ProjectState, ReviewState
 
 project = Project(title="Typing", state=2)
 other = Project(title="Other")
@@ -22,10 +22,17 @@ reveal_type(project.colour)  # R: ColourState | None
 if project.state.is_published and not project.state.is_gone:
     print("published")
 
-# Comparisons are plain bools.
+# Comparisons are plain bools: with a member of the same StateType, a raw
+# value, another object's state.
 same: bool = project.state == ProjectState.is_published
 raw_equal: bool = project.state == 2
 in_group: bool = project.state == ProjectState.is_live
+reveal_type(project.state != ProjectState.is_draft)  # R: bool
+reveal_type(project.state == other.state)  # R: bool
+reveal_type(ProjectState.is_draft == project.state)  # R: bool
+reveal_type(2 == project.state)  # R: bool
+reveal_type(project.colour == ColourState.is_red)  # R: bool
+reveal_type(project.colour == Colour.RED)  # R: bool
 
 # Assignment: members, and another object's bound value.
 project.state = ProjectState.is_withdrawn

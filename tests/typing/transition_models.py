@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy.sql.elements import ColumnElement
+from wtforms import Form, StringField
 
-from models import Project, ProjectState, ReviewState
+from models import Project, ProjectLog, ProjectState, ReviewState
 from statetype import AppliedStep, Step, Transition, Transitions
 
 
@@ -17,8 +18,16 @@ class User:
         self.editor = editor
 
 
+class PublishForm(Form):
+    note = StringField("Note")
+
+
 class ProjectTransitions(Transitions[Project, User]):
-    publish = Transition(ProjectState.is_draft | ProjectState.is_withdrawn, ProjectState.is_published, title="Publish")
+    log = ProjectLog
+
+    publish = Transition(
+        ProjectState.is_draft | ProjectState.is_withdrawn, ProjectState.is_published, title="Publish", form=PublishForm
+    )
     withdraw = Transition(ProjectState.is_published, ProjectState.is_withdrawn)
     delete = Transition([ProjectState.is_draft, ProjectState.is_live], ProjectState.is_deleted)
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from models import Project, ProjectState
+from models import ColourState, Project, ProjectState, ReviewState
 
 reveal_type(Project.state.is_draft)  # R: ColumnElement[bool]
 reveal_type(Project.state.is_gone)  # R: ColumnElement[bool]
@@ -34,4 +34,16 @@ reveal_type(Project(title="x").state.is_draft)  # R: bool
 reveal_type(Project.state.key)  # R: str
 reveal_type(Project.state == ProjectState.is_gone)  # R: ColumnElement[bool]
 
-print(query)
+# Comparisons with the column's own members, raw values and columns are unchanged.
+same_type = sa.select(Project.id).where(
+    Project.state == ProjectState.is_gone,
+    Project.state != ProjectState.is_draft,
+    Project.state.in_([ProjectState.is_draft, ProjectState.is_deleted]),
+    Project.state.in_(ProjectState.states),
+    Project.colour == ColourState.is_red,
+    Project.review.not_in((ReviewState.is_pending,)),
+    Project.state == Other.state,
+    Project.state == 2,
+)
+
+print(query, same_type)
