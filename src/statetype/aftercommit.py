@@ -88,13 +88,20 @@ def _run_ready(session: Session, transaction: SessionTransaction) -> None:
             session.info[_READY] = ready
         return
     errors: list[Exception] = []
-    for call in ready[1]:
-        try:
-            call()
-        except AfterCommitError as group:  # a call that runs many hooks (a bulk's rows) collected them
-            errors.extend(group.exceptions)
-        except Exception as error:  # every hook runs; the errors are raised together below
-            errors.append(error)
+    # Inside ``with session.begin():`` the block's (now closed) transaction still guards the session
+    # until the block exits; hooks must be able to load, which begins the next transaction.
+    guard = getattr(session, "_trans_context_manager", None)
+    session._trans_context_manager = None
+    try:
+        for call in ready[1]:
+            try:
+                call()
+            except AfterCommitError as group:  # a call that runs many hooks (a bulk's rows) collected them
+                errors.extend(group.exceptions)
+            except Exception as error:  # every hook runs; the errors are raised together below
+                errors.append(error)
+    finally:
+        session._trans_context_manager = guard
     if errors:
         raise AfterCommitError(
             f"the transaction was committed, but {len(errors)} after_commit hook(s) raised", errors

@@ -114,10 +114,12 @@ def history_of(log: type[Any], obj: object) -> list[Any]:
     session = object_session(obj)
     if session is None or state.identity is None:
         return []
-    table_name = state.mapper.local_table.name
+    # Inheritance: a row is written under the table of the state column it moved, which may be
+    # any table of the object's mapper (the base's or a subclass's), whichever registry wrote it.
+    table_names = sorted({table.name for table in state.mapper.tables if isinstance(table, sa.Table)})
     query = (
         sa.select(log)
-        .where(log.table_name == table_name, log.object_id == object_id_text(tuple(state.identity)))
+        .where(log.table_name.in_(table_names), log.object_id == object_id_text(tuple(state.identity)))
         .order_by(log.id)
     )
     return list(session.scalars(query))
