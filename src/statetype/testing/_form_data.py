@@ -56,6 +56,8 @@ def _derive(form_class: type[Any]) -> SearchStrategy[FormData]:
             continue
         validators: list[object] = list(field.validators or ())
         may_omit = not validators or any(isinstance(v, wv.Optional) for v in validators)
+        if isinstance(field, wf.SelectField) and not isinstance(field, wf.SelectMultipleField):
+            may_omit = False  # its pre-validation refuses a missing choice, Optional() or not
         try:
             label = f"{form_class.__name__}.{field.short_name} ({type(field).__name__})"
             strategy = _field(field, validators, label)

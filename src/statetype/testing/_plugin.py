@@ -34,15 +34,9 @@ def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, righ
     obj: object = getattr(bound, "_obj", None)  # a shared bound value (no conditional state) keeps no object
     owner = "the object" if obj is None else describe_object(obj)
     if op == "==":
-        return [f"{_describe(left)} == {_describe(right)}", f"{owner} is in state {describe_value(current)}, not in {expected}"]
-    return [f"{_describe(left)} != {_describe(right)}", f"{owner} is in state {describe_value(current)}, which is {expected}"]
+        return [f"{left!r} == {right!r}", f"{owner} is in state {describe_value(current)}, not in {expected}"]
+    return [f"{left!r} != {right!r}", f"{owner} is in state {describe_value(current)}, which is {expected}"]
 
 
 def _is_member(value: object) -> bool:
     return isinstance(value, StateType) and "_kind" in value.__dict__
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, BoundState):
-        return f"state {value._member.name}"  # pyright: ignore[reportPrivateUsage]
-    return repr(value)
