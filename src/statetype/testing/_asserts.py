@@ -133,8 +133,8 @@ def assert_transition(
 
 def _check_stored(obj: object, key: str, expected: StateType[Any], when: str, *, skip_if_changed: bool) -> None:
     """Compare the stored state of a persistent object with ``expected``'s plain states."""
-    state = sa.inspect(obj, raiseerr=False)
-    if not isinstance(state, InstanceState) or not state.persistent:
+    state: InstanceState[Any] | None = sa.inspect(obj, raiseerr=False)  # None: not a mapped object
+    if state is None or not state.persistent:
         return
     if skip_if_changed and state.attrs[key].history.has_changes():
         return  # an unflushed assignment: the row is behind the object on purpose

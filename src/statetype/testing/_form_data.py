@@ -54,7 +54,7 @@ def _derive(form_class: type[Any]) -> SearchStrategy[FormData]:
     for field in cast("Sequence[Any]", list(form)):
         if isinstance(field, _SKIPPED):
             continue
-        validators: list[object] = list(field.validators or ())
+        validators: list[Any] = list(field.validators or ())
         may_omit = not validators or any(isinstance(v, wv.Optional) for v in validators)
         if isinstance(field, wf.SelectField) and not isinstance(field, wf.SelectMultipleField):
             may_omit = False  # its pre-validation refuses a missing choice, Optional() or not
@@ -69,7 +69,7 @@ def _derive(form_class: type[Any]) -> SearchStrategy[FormData]:
     return st.fixed_dictionaries(required, optional=optional)
 
 
-def _field(field: Any, validators: list[object], label: str) -> SearchStrategy[object]:
+def _field(field: Any, validators: list[Any], label: str) -> SearchStrategy[object]:
     required = any(isinstance(v, (wv.InputRequired, wv.DataRequired)) for v in validators)
     if isinstance(field, wf.BooleanField):
         return st.just(True) if required else st.booleans()
@@ -95,7 +95,7 @@ def _field(field: Any, validators: list[object], label: str) -> SearchStrategy[o
     raise FormNotSupported(f"{label}: no data strategy for {type(field).__name__}; pass one with walks(data=...)")
 
 
-def _bounds(validators: list[object], default: tuple[float, float]) -> tuple[Any, Any]:
+def _bounds(validators: list[Any], default: tuple[float, float]) -> tuple[Any, Any]:
     low, high = default
     for validator in validators:
         if isinstance(validator, wv.NumberRange):
@@ -106,10 +106,10 @@ def _bounds(validators: list[object], default: tuple[float, float]) -> tuple[Any
     return low, high
 
 
-def _choice_values(field: Any, label: str) -> list[object]:
+def _choice_values(field: Any, label: str) -> list[Any]:
     if field.choices is None:
         raise FormNotSupported(f"{label} has no choices (set in the view?); pass data with walks(data=...)")
-    values: list[object] = []
+    values: list[Any] = []
     for choice in field.iter_choices():
         values.append(choice.value if hasattr(choice, "value") else choice[0])
     if not values:
@@ -117,9 +117,9 @@ def _choice_values(field: Any, label: str) -> list[object]:
     return values
 
 
-def _when(field: Any, validators: list[object]) -> SearchStrategy[object]:
-    formats = field.format if isinstance(field.format, (list, tuple)) else [field.format]
-    fmt: str = cast("list[str]", formats)[0]
+def _when(field: Any, validators: list[Any]) -> SearchStrategy[object]:
+    given: object = field.format
+    fmt = str(cast("Sequence[object]", given)[0]) if isinstance(given, (list, tuple)) else str(given)
     low, high = _DATETIMES
     for validator in validators:
         if isinstance(validator, getattr(wv, "DateRange", ())):
@@ -143,7 +143,7 @@ def _as_datetime(value: dt.date | dt.datetime) -> dt.datetime:
     return dt.datetime(value.year, value.month, value.day)
 
 
-def _text(validators: list[object], required: bool, label: str) -> SearchStrategy[object]:
+def _text(validators: list[Any], required: bool, label: str) -> SearchStrategy[object]:
     low, high = (1 if required else 0), -1
     for validator in validators:
         if isinstance(validator, wv.Length):
@@ -171,5 +171,9 @@ def _text(validators: list[object], required: bool, label: str) -> SearchStrateg
     for validator in validators:
         if isinstance(validator, wv.NoneOf):
             excluded = {str(v) for v in cast("Sequence[object]", validator.values)}
-            strategy = strategy.filter(lambda s, excluded=excluded: s not in excluded)
+            strategy = strategy.filter(_not_in(excluded))
     return cast("SearchStrategy[object]", strategy)
+
+
+def _not_in(excluded: set[str]) -> Callable[[str], bool]:
+    return lambda text: text not in excluded

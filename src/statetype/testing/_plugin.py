@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from typing_extensions import TypeGuard
+
 import pytest
 
 from ..bound import BoundState
@@ -38,5 +40,5 @@ def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, righ
     return [f"{left!r} != {right!r}", f"{owner} is in state {describe_value(current)}, which is {expected}"]
 
 
-def _is_member(value: object) -> bool:
+def _is_member(value: object) -> TypeGuard[StateType[Any]]:
     return isinstance(value, StateType) and "_kind" in value.__dict__

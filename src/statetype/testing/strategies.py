@@ -20,8 +20,8 @@ of earliest-declared transitions with the simplest data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from hypothesis import event, note
 from hypothesis import strategies as st
@@ -53,7 +53,7 @@ def members(statetype: type[S], kind: MemberKind = "state") -> SearchStrategy[S]
     ``statetype`` is not a StateType class with states, ``ValueError`` for
     an unknown kind or a kind the class declares none of.
     """
-    given: object = statetype
+    given = cast(object, statetype)
     if not isinstance(given, type) or not issubclass(given, StateType) or "_members" not in given.__dict__:
         raise TypeError(f"members() takes a StateType class with states, got {statetype!r}")
     pools: dict[str, tuple[S, ...]] = {
@@ -178,7 +178,7 @@ class Walk(Generic[M]):
         for bound in self.registry.available(self.obj):
             override = self._overrides.get(bound.name)
             if override is not None:
-                moves.append(override.map(lambda data, bound=bound: _Move(bound, data)))
+                moves.append(override.map(_move_to(bound)))
                 continue
             form = _form_class(bound, self.obj)
             if form is None:
@@ -189,7 +189,7 @@ class Walk(Generic[M]):
             except FormNotSupported as error:
                 self._skip(bound, str(error))
                 continue
-            moves.append(strategy.map(lambda data, bound=bound: _Move(bound, data)))
+            moves.append(strategy.map(_move_to(bound)))
         return moves
 
     def _skip(self, bound: BoundTransition[Any, Any], why: str) -> None:
@@ -197,6 +197,10 @@ class Walk(Generic[M]):
         event(f"skipped {label(bound)}: {why.splitlines()[0]}")
         note(f"walk on {describe_object(self.obj)} ({describe_current(self.obj, bound.transition.key)}): "
              f"skipped {label(bound)}: {why}")
+
+
+def _move_to(bound: BoundTransition[Any, Any]) -> Callable[[Mapping[str, object]], _Move]:
+    return lambda data: _Move(bound, data)
 
 
 def _form_class(bound: BoundTransition[Any, Any], obj: object) -> type[Any] | None:
@@ -224,7 +228,7 @@ def walks(
     for a registry class, ``ValueError`` for a negative ``max_steps`` or a
     ``data`` key that names no transition of the registry.
     """
-    given: object = registry
+    given = cast(object, registry)
     if not isinstance(given, Transitions):
         raise TypeError(
             f"walks() takes a registry instance with its actor, as {getattr(given, '__name__', 'Registry')}(actor=user); "
