@@ -563,3 +563,19 @@ def test_plugin_is_registered_and_can_be_disabled(tmp_path: Path) -> None:
     plain = _pytest(tmp_path, "-p", "no:statetype")
     assert "not in Shut (is_shut)" not in plain  # pytest's own explanation instead
     assert "E       assert <bound GateState.is_open> == GateState.is_shut" in plain
+
+
+def test_the_core_imports_neither_pytest_nor_hypothesis() -> None:
+    code = (
+        "import sys, statetype, statetype.forms, statetype.bulk, statetype.log, statetype.diagram, statetype.cli\n"
+        "assert 'pytest' not in sys.modules and 'hypothesis' not in sys.modules, sorted(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_helpers_fail_with_assertions_disabled(tmp_path: Path) -> None:
+    """Under ``python -O`` (no pytest, so no rewriting) a failing helper still raises its message."""
+    (tmp_path / "tiny.py").write_text(textwrap.dedent(TINY).replace("def test_helper", "def helper"))
+    code = "import tiny\ntry:\n    tiny.helper()\nexcept AssertionError as e:\n    print('raised:', e)\n"
+    done = subprocess.run([sys.executable, "-O", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("raised: GateTransitions.shut is refused for Gate (new), in state Open (is_open = 1), actor 'ann':\n"), done.stderr
