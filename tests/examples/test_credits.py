@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from examples.credits import Base, Credit, CreditLog, CreditState, CreditTransitions, Notification, Officer, Outbox, create_app
+from statetype.testing import assert_transition
 
 CreateAll = Callable[[sa.MetaData], None]
 S = CreditState
@@ -216,7 +217,8 @@ def test_notifications_wait_for_the_commit(app: Flask, engine: sa.Engine) -> Non
         tx = CreditTransitions(actor=alex, outbox=Outbox(engine))
         tx.approve(session.get_one(Credit, credit_id), data={"approved_amount": 900})
         session.rollback()  # never notified
-        tx.approve(session.get_one(Credit, credit_id), data={"approved_amount": 800})
+        assert_transition(tx.approve, session.get_one(Credit, credit_id), from_=S.is_requested, to=S.is_approved,
+                          data={"approved_amount": 800})
         with engine.connect() as conn:
             assert conn.scalar(sa.select(sa.func.count()).select_from(Notification)) == 0
         session.commit()
@@ -244,5 +246,4 @@ def test_a_form_factory_may_build_a_class_per_call() -> None:
 
     transient = credit("Kim", 1000)
     tx = Uncached()
-    tx.approve(transient, form=tx.approve.form(transient))
-    assert transient.state.is_approved
+    assert_transition(tx.approve, transient, from_=S.is_requested, to=S.is_approved, form=tx.approve.form(transient))

@@ -28,6 +28,7 @@ from examples.executor import (
     Subscribers,
 )
 from statetype import ConcurrentTransitionError, TransitionNotAllowed
+from statetype.testing import assert_refused
 
 O = OperationState
 CreateAll = Callable[[sa.MetaData], None]
@@ -188,6 +189,7 @@ def test_terminal_states_are_final(tables: sa.Engine) -> None:
         assert operation is not None
         tx = OperationTransitions(actor="w1")
         assert tx.available(operation) == []  # nothing leaves a final state
+        assert_refused(tx.cancel, operation, kind="state")
         with pytest.raises(TransitionNotAllowed):
             tx.cancel(operation)
 

@@ -28,6 +28,7 @@ from examples.projects import (
     User,
 )
 from statetype import ProtectedStateError, TransitionDataInvalid, TransitionNotAllowed
+from statetype.testing import assert_allowed, assert_refused, assert_transition
 
 CreateAll = Callable[[sa.MetaData], None]
 UTC = dt.timezone.utc
@@ -105,9 +106,9 @@ def test_refusals_name_every_reason_and_protect_the_column(session: Session) -> 
     bob, cy = user(session, "bob"), user(session, "cy")
     lakes = project(session, "Lakes")  # bob edits it, but its account is a draft
 
-    verdict = ProjectTransitions(actor=bob).publish.check(lakes)
+    verdict = assert_refused(ProjectTransitions(actor=bob).publish, lakes, kind="guard")
     assert [(r.kind, r.message) for r in verdict.reasons] == [("guard", "The project's account must be published.")]
-    verdict = ProjectTransitions(actor=cy).publish.check(lakes)
+    verdict = assert_refused(ProjectTransitions(actor=cy).publish, lakes, kind="permission")
     assert [r.kind for r in verdict.reasons] == ["guard", "permission"]
     with pytest.raises(TransitionNotAllowed):
         ProjectDesk(session, cy).publish(lakes.id, title="Lakes", summary="Still water")
@@ -137,6 +138,7 @@ def test_delete_chains_through_sessions_to_comments(session: Session, engine: sa
     desk = ProjectDesk(session, user(session, "ann"))
     rivers = project(session, "Rivers")
 
+    assert_allowed(desk.projects.delete, rivers)
     plan = desk.confirm_delete(rivers.id)
     assert [type(p.obj).__name__ for p in plan] == ["Project", "TalkSession", "Comment", "Comment", "TalkSession", "Comment", "Comment"]
     assert all(p.verdict for p in plan)
@@ -163,7 +165,7 @@ def test_a_refused_child_refuses_the_whole_chain(session: Session, engine: sa.En
     pinned.pinned = True
     session.commit()
 
-    verdict = desk.projects.delete.check(rivers)
+    verdict = assert_refused(desk.projects.delete, rivers, kind="chain")
     assert [r.kind for r in verdict.reasons] == ["chain"]
     assert verdict.reasons[0].obj is rivers.sessions[1]
     assert "kept" in verdict.reasons[0].message  # the comment's guard, named through the session
@@ -177,7 +179,7 @@ def test_a_refused_child_refuses_the_whole_chain(session: Session, engine: sa.En
 
     # a user who may not delete the sessions' comments is refused through the chain too
     bob = user(session, "bob")
-    assert not ProjectTransitions(actor=bob).delete.check(rivers)
+    assert_refused(ProjectTransitions(actor=bob).delete, rivers, kind="permission")
 
 
 def test_bulk_publishes_an_accounts_projects_for_their_editor(session: Session, engine: sa.Engine) -> None:
@@ -222,3 +224,20 @@ def test_withdraw_needs_a_reason_and_expire_runs_on_old_drafts(session: Session,
     assert states(engine, Project) == ["is_withdrawn", "is_deleted", "is_deleted"]
     assert [h.transition for h in desk.history(rivers)] == ["publish", "withdraw"]
     assert [(h.transition, h.actor) for h in desk.history(lakes)] == [("expire", str(ann.id))]
+
+
+def test_an_editor_takes_a_project_through_its_life(session: Session) -> None:
+    # statetype.testing's helpers: each call checks the object and, with a fresh SELECT, its row
+    tx = ProjectTransitions(actor=user(session, "ann"))
+    rivers = project(session, "Rivers")
+    assert_refused(tx.withdraw, rivers, kind="state")
+    assert_transition(tx.publish, rivers, from_=ProjectState.is_draft, to=ProjectState.is_published,
+                      data={"title": "Rivers", "summary": "Flowing water"})
+    assert_transition(tx.withdraw, rivers, from_=ProjectState.is_live, to=ProjectState.is_gone, data={"reason": "late"})
+    assert_transition(tx.publish, rivers, from_=ProjectState.is_withdrawn, to=ProjectState.is_published,
+                      data={"title": "Rivers", "summary": "Back again"})
+    applied = assert_transition(tx.delete, rivers, from_=ProjectState.is_live, to=ProjectState.is_deleted)
+    assert [type(s.obj).__name__ for s in applied.steps][-3:] == ["Comment", "TalkSession", "Project"]
+    session.commit()
+    assert [h.transition for h in tx.history(rivers)] == ["publish", "withdraw", "publish", "delete"]
+    assert_refused(tx.publish, rivers, kind="state")  # deleted is final
