@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from .bulk import BulkResult
     from .log import TransitionLogMixin
+    from .schema import JSON, TransitionDescription
 
 __all__ = [
     "Applied",
@@ -444,6 +445,13 @@ class Transitions(Generic[M, A]):
                 result.append(bound)
         return result
 
+    def describe(self, obj: M) -> list[TransitionDescription]:
+        """Every transition for ``obj`` and this actor, in declaration order, as JSON-ready dicts:
+        ``name``, ``title``, ``meta``, ``allowed``, ``reasons`` (``kind``, ``message``) and ``schema``."""
+        from .schema import describe
+
+        return describe(self, obj)
+
     def history(self, obj: M) -> list[TransitionLogMixin]:
         """History rows of ``obj``, oldest first."""
         from .log import history_of
@@ -511,6 +519,17 @@ class BoundTransition(Generic[M, A]):
         from .forms import build_form
 
         return build_form(self, obj, formdata)
+
+    def schema(self, obj: M | None = None) -> dict[str, JSON]:
+        """JSON Schema (draft 2020-12) of the ``data=`` this transition takes; see ``statetype.schema``.
+
+        From the WTForms form or the Pydantic model given as ``form=``; an object
+        with no declared properties when the transition needs no data. A form
+        factory needs ``obj`` (TypeError without it).
+        """
+        from .schema import requirements_schema
+
+        return requirements_schema(self, obj)
 
     def __call__(self, obj: M, data: Mapping[str, Any] | None = None, form: Any = None) -> Applied:
         """Check, validate, and apply atomically; see DESIGN section 4."""
