@@ -241,8 +241,9 @@ def _field_schema(field: Any) -> tuple[dict[str, JSON], bool]:
     if json_type is not None and "type" not in schema:
         schema["type"] = json_type
 
+    # Optional fields are left out of "required"; null is not offered, as
+    # several validators (NumberRange, AnyOf, Regexp, choices) refuse None.
     required = False
-    nullable = False
     for validator in cast("Iterable[Any]", field.validators):
         if isinstance(validator, (v.DataRequired, v.InputRequired)):
             required = True
@@ -252,8 +253,6 @@ def _field_schema(field: Any) -> tuple[dict[str, JSON], bool]:
                 schema["const"] = True
             elif isinstance(validator, v.DataRequired) and json_type in ("integer", "number"):
                 schema["not"] = {"const": 0}
-        elif isinstance(validator, v.Optional):
-            nullable = True
         elif isinstance(validator, v.Length):
             if validator.min is not None and validator.min >= 0:
                 schema["minLength"] = max(cast(int, schema.get("minLength", 0)), validator.min)
@@ -280,12 +279,6 @@ def _field_schema(field: Any) -> tuple[dict[str, JSON], bool]:
             schema["format"] = "uri"
         elif isinstance(validator, v.UUID):
             schema["format"] = "uuid"
-    if nullable and not required and isinstance(schema.get("type"), str):
-        schema["type"] = [cast(str, schema["type"]), "null"]
-        if "enum" in schema:
-            schema["enum"] = [*cast("list[JSON]", schema["enum"]), None]
-        if "oneOf" in schema:
-            schema["oneOf"] = [*cast("list[JSON]", schema["oneOf"]), {"type": "null"}]
     default = field.default
     if not callable(default) and isinstance(default, (str, int, float, bool)) and default != "":
         schema["default"] = default
