@@ -82,8 +82,8 @@ def _validator(cls: type[StateType[Any]]) -> Any:
     def validate(value: object) -> StateType[Any]:
         if type(value) is cls and value.__dict__.get("_kind") == STATE:
             return value
-        if isinstance(value, StateType) and "_kind" not in value.__dict__:
-            raise _error(cls, value)  # a column type instance, not a member
+        if "_kind" not in getattr(value, "__dict__", {}) and isinstance(value, StateType):
+            raise _error(cls, cast(object, value))  # a column type instance, not a member
         if isinstance(value, str) and value not in by_value:
             named = members.get(value)
             if named is not None:
