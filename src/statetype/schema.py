@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypedDict, Union, cast
+from typing import TYPE_CHECKING, Any, Union, cast
 
-from typing_extensions import TypeAlias
+from typing_extensions import TypeAlias, TypeAliasType, TypedDict  # Pydantic reads typing_extensions TypedDicts on Python < 3.12
 
 from .forms import form_class, is_pydantic_model, iso_kind
 
@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DRAFT", "JSON", "ReasonDescription", "TransitionDescription", "describe", "requirements_schema"]
 
-JSON: TypeAlias = Union[str, int, float, bool, None, list["JSON"], dict[str, "JSON"]]
+if TYPE_CHECKING:
+    JSON: TypeAlias = Union[str, int, float, bool, None, list["JSON"], dict[str, "JSON"]]
+else:
+    # A TypeAliasType at runtime, so that Pydantic (a FastAPI response model) resolves the recursion too.
+    JSON = TypeAliasType("JSON", Union[str, int, float, bool, None, list["JSON"], dict[str, "JSON"]])
 """A JSON value, as ``json.loads`` returns it."""
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
