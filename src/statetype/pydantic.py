@@ -16,6 +16,7 @@ StateType for its schema or a transition's form is a Pydantic model.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -69,18 +70,29 @@ def json_schema(
 
 
 def _serialize(value: object) -> object:
-    if isinstance(value, BoundState):
-        value = value._member
-    storage = getattr(value, "__dict__", {}).get("_storage", value)
-    return cast(object, storage)
+    try:
+        return cast(object, value.__dict__["_storage"])  # a member: the common case
+    except (AttributeError, KeyError):
+        pass
+    if isinstance(value, BoundState):  # assigned without validation (validate_assignment off)
+        return cast(object, value._member.__dict__["_storage"])
+    if isinstance(value, enum.Enum):
+        return cast(object, value.value)
+    return value
 
 
 def _validator(cls: type[StateType[Any]]) -> Any:
     members = cls._members
     by_value = cls._by_value
+    raw_types = cls._raw_types
+    lookup = by_value.get
 
     def validate(value: object) -> StateType[Any]:
-        if type(value) is cls and value.__dict__.get("_kind") == STATE:
+        if type(value) in raw_types:  # the common case: a raw value (True is not 1: bool is not a raw type)
+            found = lookup(value)
+            if found is not None:
+                return found
+        elif type(value) is cls and value.__dict__.get("_kind") == STATE:
             return value
         if "_kind" not in getattr(value, "__dict__", {}) and isinstance(value, StateType):
             raise _error(cls, cast(object, value))  # a column type instance, not a member
