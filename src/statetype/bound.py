@@ -10,6 +10,7 @@ other way round: no reference cycle, and SQLAlchemy's history is untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from sqlalchemy import event
@@ -219,13 +220,17 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
         return shared if shared is not None else member.__dict__["_bound_cls"](instance)
 
     def __set__(self, instance: object, value: Any) -> None:
+        member = self._checked(instance, value)
+        self.impl.set(instance_state(instance), instance_dict(instance), member, None)
+
+    def _checked(self, instance: object, value: Any) -> StateType[Any] | None:
+        """Assignment's member for ``value``: InvalidStateValue, or ProtectedStateError on a persistent object."""
         member = self._statetype._coerce(value, self._label)
-        state = instance_state(instance)
-        if self._protected and state.key is not None:
+        if self._protected and instance_state(instance).key is not None:
             raise ProtectedStateError(
                 f"{self._label} is protected: {instance!r} can only change state through a transition"
             )
-        self.impl.set(state, instance_dict(instance), member, None)
+        return member
 
     def __getattr__(self, key: str) -> Any:
         member = self._statetype._members.get(key) if not key.startswith("_") else None
@@ -243,6 +248,24 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
                 condition = target._sql(self.__clause_element__(), self._parententity.entity)
                 return condition if op is operators.eq else ~condition
         return super().operate(op, *other, **kwargs)
+
+
+def _guard_setattr(class_: type[Any]) -> None:
+    """Route assignments through StateAttribute's checks on a class whose own ``__setattr__``
+    bypasses descriptors (SQLModel table models set SQLAlchemy's attribute and
+    Pydantic's ``__dict__`` directly), so validation and ``protected=`` still hold."""
+    original: Callable[[object, str, Any], None] = getattr(class_, "__setattr__")  # noqa: B009  (typed as unbound)
+    if original is object.__setattr__ or getattr(original, "_statetype_guard", False):
+        return
+
+    def __setattr__(self: object, name: str, value: Any) -> None:
+        attr = getattr(type(self), name, None)
+        if isinstance(attr, StateAttribute):
+            value = attr._checked(self, value)
+        original(self, name, value)
+
+    __setattr__._statetype_guard = True  # type: ignore[attr-defined]
+    type.__setattr__(class_, "__setattr__", __setattr__)
 
 
 def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
@@ -275,6 +298,7 @@ def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
                 "_default": default,
             },
         )
+        _guard_setattr(class_)
 
 
 event.listen(Mapper, "after_mapper_constructed", _instrument)

@@ -10,35 +10,44 @@
 * ``StateSelectField(ProjectState)`` offers states as choices; its ``.data``
   is the member.
 
-WTForms is an optional extra (``statetype[forms]``); only this module imports
-it, and ``statetype`` imports this module only when a transition has a form.
+A transition's ``form=`` may also be a Pydantic model class: then ``data=``
+is validated by the model (``statetype.pydantic.validate_model``), and
+``form()`` returns None (there is no WTForms form to render).
+
+WTForms is an optional extra (``statetype[forms]``): this module imports it
+only to validate a WTForms form, and ``StateSelectField`` (from
+``statetype._wtfields``) when it is asked for; ``statetype`` imports this
+module only when a transition has a form.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from typing_extensions import TypeGuard
 
-from wtforms.csrf.core import CSRFTokenField
-from wtforms.fields import SelectField
-from wtforms.fields import choices as _wtforms_choices
-
-from .bound import CONDITIONAL, STATE, BoundState
-from .exceptions import InvalidStateValue, TransitionDataInvalid
-from .states import StateType
+from .exceptions import TransitionDataInvalid
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from wtforms import Form
 
+    from ._wtfields import StateSelectField
     from .transitions import BoundTransition
 
-__all__ = ["StateSelectField", "build_form", "form_class", "validate"]
+__all__ = ["StateSelectField", "build_form", "form_class", "is_pydantic_model", "iso_kind", "validate"]
 
-# WTForms 3.3 declares options as SelectChoice and deprecates tuples; older
-# versions only know tuples.
-_SelectChoice: Any = getattr(_wtforms_choices, "SelectChoice", None)
+
+def __getattr__(name: str) -> type[StateSelectField]:
+    # StateSelectField subclasses a WTForms field: WTForms is imported when it is asked for.
+    if name == "StateSelectField":
+        from ._wtfields import StateSelectField
+
+        return StateSelectField
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------ transitions
@@ -72,7 +81,7 @@ def build_form(bound: BoundTransition[Any, Any], obj: object, formdata: object =
     current request's submission itself, as ``FlaskForm()`` does.
     """
     cls = form_class(bound, obj)
-    if cls is None:
+    if cls is None or is_pydantic_model(cls):
         return None
     if formdata is None:
         return cls(obj=obj)
@@ -90,6 +99,13 @@ def validate(
     """
     label = _label(bound)
     cls = form_class(bound, obj)
+    model: object = cls if cls is not None or form is None else type(cast(object, form))
+    if is_pydantic_model(model):
+        from .pydantic import validate_model
+
+        return validate_model(model, data, form, label)
+    from wtforms.csrf.core import CSRFTokenField
+
     if form is None:
         if cls is None:
             return dict(data or {})
@@ -112,6 +128,14 @@ def validate(
         if isinstance(field, CSRFTokenField):
             result.pop(field.short_name, None)
     return result
+
+
+def is_pydantic_model(cls: object) -> TypeGuard[type[BaseModel]]:
+    """Whether ``cls`` is a Pydantic model class (without importing Pydantic: such a class implies it is loaded)."""
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is None or not isinstance(cls, type):
+        return False
+    return issubclass(cls, pydantic.BaseModel)
 
 
 class _OneValue:
@@ -157,10 +181,42 @@ def _form_for_mapping(cls: type[Any], data: Mapping[str, Any], label: str) -> An
         field = form[key]
         if isinstance(value, str):
             field.process(_OneValue(field.name, value))
+            if field.process_errors:
+                _parse_iso(field, value)
         else:
             # Given, as a submission would be: InputRequired looks at raw_data.
             field.raw_data = [value]
     return form
+
+
+def iso_kind(field: Any) -> str | None:
+    """``date-time`` or ``date`` when ``data=`` also takes RFC 3339 text for ``field`` (see ``_parse_iso``)."""
+    from wtforms.fields import DateField, DateTimeField, DateTimeLocalField, MonthField, TimeField, WeekField
+
+    if isinstance(field, (DateTimeLocalField, MonthField, WeekField, TimeField)):
+        return None
+    if isinstance(field, DateField):
+        return "date"
+    if isinstance(field, DateTimeField):
+        return "date-time"
+    return None
+
+
+def _parse_iso(field: Any, text: str) -> None:
+    """The schema publishes date and datetime fields as RFC 3339 (``format: date``/``date-time``):
+    take such text when the field's own formats do not parse it. An offset gives an aware datetime."""
+    kind = iso_kind(field)
+    try:
+        if kind == "date-time":
+            parsed: object = dt.datetime.fromisoformat(text)
+        elif kind == "date":
+            parsed = dt.date.fromisoformat(text)
+        else:
+            return
+    except ValueError:
+        return
+    field.data = parsed
+    field.process_errors = []
 
 
 def _errors(errors: Mapping[Any, Any]) -> dict[str, list[str]]:
@@ -185,116 +241,3 @@ def _collect(name: str, messages: object, flat: dict[str, list[str]]) -> None:
         flat.setdefault(name, []).append(str(messages))
 
 
-# ------------------------------------------------------------------ fields
-
-
-def _is_member(value: object) -> TypeGuard[StateType[Any]]:
-    """A member (state, group, conditional) of some StateType, not a column type instance."""
-    return isinstance(value, StateType) and "_kind" in value.__dict__
-
-
-def _offered(statetype: type[StateType[Any]], states: object) -> tuple[StateType[Any], ...]:
-    """Plain states offered by a StateSelectField, in the order given, groups expanded."""
-    label = f"StateSelectField({statetype.__name__})"
-    if states is None:
-        return tuple(statetype.states)
-    items: list[object]
-    if isinstance(states, StateType):
-        items = [cast("object", states)]
-    elif isinstance(states, Iterable) and not isinstance(states, (str, bytes)):
-        items = list(cast("Iterable[object]", states))
-    else:
-        raise TypeError(f"{label}: states= takes members of {statetype.__name__}, got {states!r}")
-    offered: dict[StateType[Any], None] = {}
-    for item in items:
-        if not _is_member(item):
-            raise TypeError(f"{label}: states= takes members of {statetype.__name__}, got {item!r}")
-        if type(item) is not statetype:
-            raise TypeError(f"{label}: {item!r} is a member of {type(item).__name__}, not of {statetype.__name__}")
-        if item.__dict__["_kind"] == CONDITIONAL:
-            raise TypeError(
-                f"{label}: {item!r} is a conditional state and cannot be chosen; offer plain states or groups"
-            )
-        covered: tuple[StateType[Any], ...] = item.states
-        offered.update(dict.fromkeys(covered))
-    if not offered:
-        raise TypeError(f"{label}: states= offers no state")
-    return tuple(offered)
-
-
-_texts: dict[type[StateType[Any]], dict[str, StateType[Any]]] = {}
-
-
-def _by_text(statetype: type[StateType[Any]]) -> dict[str, StateType[Any]]:
-    """Each plain state by the text of its stored value, as an HTML form submits it."""
-    found = _texts.get(statetype)
-    if found is None:
-        found = _texts[statetype] = {str(m.__dict__["_storage"]): m for m in statetype.states}
-    return found
-
-
-class _Coerce:
-    """Submitted text, a member, a bound value, a raw or enum value -> the plain state."""
-
-    __slots__ = ("statetype", "by_text")
-
-    def __init__(self, statetype: type[StateType[Any]]) -> None:
-        self.statetype = statetype
-        self.by_text = _by_text(statetype)
-
-    def __call__(self, value: object) -> StateType[Any]:
-        if isinstance(value, BoundState):
-            value = value._member
-        if _is_member(value):
-            if type(value) is self.statetype and value.__dict__["_kind"] == STATE:
-                return value
-            raise ValueError(f"{value!r} is not a state of {self.statetype.__name__}")
-        if isinstance(value, str):
-            found = self.by_text.get(value)
-            if found is not None:
-                return found
-        try:
-            return self.statetype.from_value(value)
-        except InvalidStateValue as error:
-            raise ValueError(str(error)) from None
-
-
-class StateSelectField(SelectField):
-    """A select offering states of a StateType, labelled with their titles; ``.data`` is the member.
-
-    ``StateSelectField(ProjectState, label=None, validators=None, states=None, **kwargs)``:
-    ``states=`` (members or groups, a single one or an iterable) restricts the
-    choices; by default every plain state is offered, in declaration order.
-    Option values are the stored values as text; a submitted value outside
-    the choices fails validation with "Not a valid choice.". Titles are
-    rendered with ``str()`` each time a form is created, so lazy (translated)
-    titles follow the request's locale.
-    """
-
-    def __init__(
-        self,
-        statetype: type[StateType[Any]],
-        label: str | None = None,
-        validators: Sequence[object] | None = None,
-        *,
-        states: StateType[Any] | Iterable[StateType[Any]] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        given = cast(object, statetype)
-        if not isinstance(given, type) or not issubclass(given, StateType) or "_members" not in given.__dict__:
-            raise TypeError(f"StateSelectField takes a StateType class with states, got {statetype!r}")
-        for argument in ("choices", "coerce"):
-            if argument in kwargs:
-                raise TypeError(
-                    f"StateSelectField({statetype.__name__}) sets {argument}= itself; use states= to restrict choices"
-                )
-        self.statetype = statetype
-        self.states: tuple[StateType[Any], ...] = _offered(statetype, states)
-        checks = None if validators is None else list(validators)  # WTForms' stubs take a list or tuple
-        super().__init__(label, checks, coerce=_Coerce(statetype), choices=self._state_choices(), **kwargs)
-
-    def _state_choices(self) -> list[Any]:
-        pairs = [(str(m.__dict__["_storage"]), str(m.title)) for m in self.states]
-        if _SelectChoice is not None:
-            return [_SelectChoice(value=value, label=title) for value, title in pairs]
-        return pairs

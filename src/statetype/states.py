@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import BindParameter, ColumnElement
     from sqlalchemy.sql.schema import SchemaEventTarget
     from sqlalchemy.sql.type_api import _BindProcessorType, _ResultProcessorType
+    from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+    from pydantic.json_schema import JsonSchemaValue
+    from pydantic_core import CoreSchema
 
     _Base = TypeEngine[object]
 else:
@@ -300,6 +303,22 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
                 f"{label}: {value!r} is a member of {type(value).__name__}, not of {cls.__name__}"  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
             )
         raise InvalidStateValue(f"{label}: {value!r} is not a value of {cls.__name__} ({_describe_values(cls)})")
+
+    # ------------------------------------------------------------------ pydantic
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: object, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """A StateType class as a Pydantic v2 field type; see ``statetype.pydantic``."""
+        from .pydantic import state_core_schema  # the optional extra, imported when Pydantic asks
+
+        return state_core_schema(cls, handler)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The raw values as ``enum``, with titles as ``oneOf`` of ``const`` + ``title``."""
+        from .pydantic import json_schema
+
+        return json_schema(cls, schema, handler)
 
     # --------------------------------------------------------------- column type
 

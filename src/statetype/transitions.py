@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from wtforms import Form
 
+    from .schema import JSON, TransitionDescription
+
 __all__ = [
     "Applied",
     "AppliedStep",
@@ -523,6 +525,13 @@ class Transitions(Generic[M, A]):
                 result.append(bound)
         return result
 
+    def describe(self, obj: M) -> list[TransitionDescription]:
+        """Every transition for ``obj`` and this actor, in declaration order, as JSON-ready dicts:
+        ``name``, ``title``, ``meta``, ``allowed``, ``reasons`` (``kind``, ``message``) and ``schema``."""
+        from .schema import describe
+
+        return describe(self, obj)
+
     @overload
     def history(self: _HasLog[_L], obj: M) -> list[_L]: ...
 
@@ -592,6 +601,17 @@ class BoundTransition(Generic[M, A]):
         from .forms import build_form  # WTForms is an optional extra: imported when a form is asked for
 
         return build_form(self, obj, formdata)
+
+    def schema(self, obj: M | None = None) -> dict[str, JSON]:
+        """JSON Schema (draft 2020-12) of the ``data=`` this transition takes; see ``statetype.schema``.
+
+        From the WTForms form or the Pydantic model given as ``form=``; an object
+        with no declared properties when the transition needs no data. A form
+        factory needs ``obj`` (TypeError without it).
+        """
+        from .schema import requirements_schema
+
+        return requirements_schema(self, obj)
 
     def __call__(self, obj: M, data: Mapping[str, object] | None = None, form: Form | None = None) -> Applied:
         """Check, validate, and apply atomically (docs/transitions.md, "What atomic means").

@@ -96,6 +96,8 @@ def _field(field: Any, validators: list[Any], label: str) -> SearchStrategy[obje
 
 
 def _bounds(validators: list[Any], default: tuple[float, float]) -> tuple[Any, Any]:
+    low: Any
+    high: Any
     low, high = default
     for validator in validators:
         if isinstance(validator, wv.NumberRange):
