@@ -10,12 +10,15 @@ other way round: no reference cycle, and SQLAlchemy's history is untouched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from sqlalchemy import event
 from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, Mapper
 from sqlalchemy.orm.attributes import QueryableAttribute, instance_dict, instance_state
 from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.type_api import TypeEngine
 
 from .exceptions import ProtectedStateError
 
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
 
     from .states import StateType
 
-__all__ = ["BoundState", "StateAttribute", "covers", "covers_static", "set_state"]
+__all__ = ["BoundState", "StateAttribute", "covers", "covers_static", "is_sql_expression", "set_state"]
 
 STATE = "state"
 GROUP = "group"
@@ -112,6 +115,10 @@ class BoundState:
     def __clause_element__(self) -> ColumnElement[Any]:
         return self._member.__clause_element__()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The bound class is built at runtime: pickle the member and the object instead.
+        return (_rebind, (self._member, getattr(self, "_obj", None)))
+
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
             raise AttributeError(key)
@@ -122,6 +129,13 @@ class BoundState:
         raise AttributeError(
             f"{statetype.__name__} has no state {key!r}; declared: {', '.join(statetype._members)}"
         )
+
+
+def _rebind(member: StateType[Any], obj: object) -> BoundState:
+    """Unpickle a bound value: the member's shared instance, or one bound to ``obj``."""
+    d = vars(member)
+    shared: BoundState | None = d["_shared"]
+    return shared if shared is not None else cast("type[BoundState]", d["_bound_cls"])(obj)
 
 
 class _Dynamic:
@@ -233,6 +247,13 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
             return member._sql(self.__clause_element__(), self._parententity.entity)
         return cast("type[QueryableAttribute[Any]]", QueryableAttribute).__getattr__(self, key)
 
+    def _bulk_update_tuples(self, value: Any) -> Sequence[tuple[Any, Any]]:
+        # update(Model).values(state=...) and insert(Model).values(...): validated
+        # as an assignment is, when the statement is built. SQL expressions pass.
+        if value is not None and not is_sql_expression(value):
+            value = self._statetype._coerce(value, self._label)
+        return super()._bulk_update_tuples(value)
+
     def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
         # Groups and conditional states compared with == need the entity for
         # their expressions, which the column-level comparator cannot see.
@@ -243,6 +264,13 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
                 condition = target._sql(self.__clause_element__(), self._parententity.entity)
                 return condition if op is operators.eq else ~condition
         return super().operate(op, *other, **kwargs)
+
+
+def is_sql_expression(value: object) -> bool:
+    """An SQL expression (a column, a bind parameter, an ORM attribute), not a value."""
+    if isinstance(value, ClauseElement):
+        return True
+    return hasattr(value, "__clause_element__") and not isinstance(value, (TypeEngine, BoundState))
 
 
 def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
