@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from sqlalchemy import event
 from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, Mapper
 from sqlalchemy.orm.attributes import QueryableAttribute, instance_dict, instance_state
+from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.type_api import TypeEngine
@@ -266,6 +267,37 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
         return super().operate(op, *other, **kwargs)
 
 
+class _ProtectedColumnProperty(ColumnProperty[Any]):
+    """The property of a ``protected=True`` column: ``session.merge()`` cannot change it either."""
+
+    __slots__ = ()
+    inherit_cache = True
+
+    def merge(
+        self,
+        session: Any,
+        source_state: InstanceState[Any],
+        source_dict: dict[str, Any],
+        dest_state: InstanceState[Any],
+        dest_dict: dict[str, Any],
+        load: bool,
+        _recursive: dict[Any, object],
+        _resolve_conflict_map: dict[Any, object],
+    ) -> None:
+        key = self.key
+        if load and key in source_dict and dest_state.key is not None:
+            new = source_dict[key]
+            current = dest_dict[key] if key in dest_dict else dest_state.get_impl(key).get(dest_state, dest_dict)
+            if new is not current and new != current:
+                raise ProtectedStateError(
+                    f"{self.parent.class_.__name__}.{key} is protected: session.merge() cannot change "
+                    f"{dest_state.obj()!r} from {current!r} to {new!r}; use a transition"
+                )
+        super().merge(
+            session, source_state, source_dict, dest_state, dest_dict, load, _recursive, _resolve_conflict_map
+        )
+
+
 def is_sql_expression(value: object) -> bool:
     """An SQL expression (a column, a bind parameter, an ORM attribute), not a value."""
     if isinstance(value, ClauseElement):
@@ -284,6 +316,8 @@ def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
         column_type: StateType[Any] | None = getattr(column, "type", None)  # checked on the next line
         if not isinstance(column_type, StateType):
             continue
+        if column_type.__dict__.get("protected") and not isinstance(prop, _ProtectedColumnProperty):
+            prop.__class__ = _ProtectedColumnProperty
         attr = manager.get(prop.key)
         if attr is None or isinstance(attr, StateAttribute):
             continue

@@ -23,6 +23,7 @@ from .bound import STATE as _STATE
 from .bound import UNKNOWN as _UNKNOWN
 from .bound import covers_static as _covers_static
 from ._declarations import ConditionalState, State, StateGroup, _Declaration
+from ._params import install as _install_parameter_guard
 from .column import StateComparator, attach_check_constraint, member_sql
 from .column import describe_values as _describe_values
 from .exceptions import InvalidStateValue, StateDefinitionError
@@ -43,6 +44,9 @@ _S = TypeVar("_S", bound="StateType[Any]")
 __all__ = ["StateType", "humanize"]
 
 _generic_class_getitem = Generic.__dict__["__class_getitem__"].__func__
+
+_install_parameter_guard()
+
 
 def humanize(name: str) -> str:
     """Title from an attribute or enum member name: ``is_gone`` -> "Gone", ``IN_REVIEW`` -> "In review"."""
