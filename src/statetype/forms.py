@@ -16,11 +16,14 @@ it, and ``statetype`` imports this module only when a transition has a form.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from typing_extensions import TypeGuard
 
+from wtforms import fields as _wtforms_fields
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.fields import SelectField
 from wtforms.fields import choices as _wtforms_choices
@@ -83,10 +86,15 @@ def validate(
     """Validate a bound form, or a plain mapping through the transition's form class.
 
     With a form class and neither ``form`` nor ``data``, an empty submission is
-    validated, so required fields refuse. Returns the data for execute hooks:
+    validated, so required fields refuse. ``data`` that is not a mapping is a
+    ``TypeError``; a value given as a Python object of another type than its
+    field's data (an int for a DateTimeField, a date for a datetime) is a
+    ``TransitionDataInvalid`` naming the field. Returns the data for execute hooks:
     the form's ``.data`` without its CSRF token.
     """
     label = _label(bound)
+    if data is not None and not isinstance(data, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]  (runtime guard)
+        raise TypeError(f"{label}: data= takes a mapping of field names to values, got {type(data).__name__}")
     cls = form_class(bound, obj)
     if form is None:
         if cls is None:
@@ -151,6 +159,11 @@ def _form_for_mapping(cls: type[Any], data: Mapping[str, Any], label: str) -> An
             f"not a field of {cls.__name__} (fields: {', '.join(form.data) or 'none'})",
             errors,
         )
+    wrong = {key: [message] for key, value in data.items() if (message := _wrong_type(form[key], value)) is not None}
+    if wrong:
+        raise TransitionDataInvalid(
+            f"{label}: invalid data: " + "; ".join(f"{key}: {' '.join(m)}" for key, m in wrong.items()), wrong
+        )
     for key, value in data.items():
         field = form[key]
         if isinstance(value, str):
@@ -159,6 +172,35 @@ def _form_for_mapping(cls: type[Any], data: Mapping[str, Any], label: str) -> An
             # Given, as a submission would be: InputRequired looks at raw_data.
             field.raw_data = [value]
     return form
+
+
+# The Python types a field's ``.data`` has, for values given in ``data=`` (not as
+# text): looked up along the field class's MRO, so subclasses inherit them.
+# bool is an int subclass, and datetime a date subclass: both listed as refused.
+_ACCEPTED: dict[type, tuple[tuple[type, ...], tuple[type, ...], str]] = {
+    _wtforms_fields.DateTimeField: ((dt.datetime,), (), "a datetime"),
+    _wtforms_fields.DateField: ((dt.date,), (dt.datetime,), "a date"),
+    _wtforms_fields.TimeField: ((dt.time,), (), "a time"),
+    _wtforms_fields.IntegerField: ((int,), (bool,), "an integer"),
+    _wtforms_fields.FloatField: ((float, int), (bool,), "a number"),
+    _wtforms_fields.DecimalField: ((decimal.Decimal, int, float), (bool,), "a number"),
+    _wtforms_fields.BooleanField: ((bool,), (), "a boolean"),
+    _wtforms_fields.StringField: ((str,), (), "a string"),
+}
+
+
+def _wrong_type(field: object, value: object) -> str | None:
+    """Why ``value`` (given as a Python value) cannot be ``field``'s data; None when it can."""
+    if value is None or isinstance(value, str):
+        return None  # no value, or text parsed as a submission would be
+    for klass in type(field).__mro__:
+        accepted = _ACCEPTED.get(klass)
+        if accepted is not None:
+            types, refused, expected = accepted
+            if isinstance(value, types) and not isinstance(value, refused):
+                return None
+            return f"Expected {expected}, got {type(value).__name__} {value!r}."
+    return None
 
 
 def _errors(errors: Mapping[Any, Any]) -> dict[str, list[str]]:
