@@ -39,12 +39,12 @@ def _raw(value: object) -> object:
         value = value._member
     if not isinstance(value, TypeEngine):
         return value
-    d = cast("dict[str, Any]", vars(value))
+    d: dict[str, Any] = vars(value)
     if "_storage" in d:
         return d["_storage"]
     if "_kind" in d:
-        raise InvalidStateValue(f"{value!r} is not a single state and cannot be sent to the database")
-    return value  # a column type passed as a value: the driver's error is the right one
+        raise InvalidStateValue(f"{d['name']} is not a single state and cannot be sent to the database")
+    return cast(object, value)  # a column type passed as a value: the driver's error is the right one
 
 
 def _one(params: object) -> object:
@@ -53,13 +53,16 @@ def _one(params: object) -> object:
         mapping = cast("Mapping[str, object]", params)
         for value in mapping.values():
             if isinstance(value, _STATE_VALUES):
-                return {k: _raw(v) for k, v in mapping.items()}
-        return params
+                converted: dict[str, object] = {k: _raw(v) for k, v in mapping.items()}
+                return converted
+        return mapping
     if isinstance(params, (tuple, list)):
         sequence = cast("Sequence[object]", params)
         for value in sequence:
             if isinstance(value, _STATE_VALUES):
-                return type(sequence)(_raw(v) for v in sequence)  # pyright: ignore[reportCallIssue]  (tuple or list)
+                values = [_raw(v) for v in sequence]
+                return tuple(values) if isinstance(sequence, tuple) else values
+        return sequence
     return params
 
 
@@ -67,23 +70,22 @@ def _before_cursor_execute(
     conn: Connection,
     cursor: object,
     statement: str,
-    parameters: Any,
+    parameters: object,
     context: ExecutionContext | None,
     executemany: bool,
-) -> tuple[str, Any]:
+) -> tuple[str, object]:
     if not parameters:
         return statement, parameters
     # insertmanyvalues batches arrive flattened into one parameter set (flag True);
     # a real executemany gives a list of sets.
-    many = executemany and isinstance(parameters, list) and parameters and isinstance(
-        parameters[0], (Mapping, tuple, list)
-    )
-    if many:
+    if executemany and isinstance(parameters, list):
         sets = cast("list[object]", parameters)
-        converted = [_one(p) for p in sets]
-        if any(c is not p for c, p in zip(converted, sets)):
-            return statement, converted
-        return statement, parameters
+        if sets and isinstance(sets[0], (Mapping, tuple, list)):
+            converted = [_one(p) for p in sets]
+            if any(c is not p for c, p in zip(converted, sets)):
+                return statement, converted
+            return statement, sets
+        return statement, _one(sets)
     return statement, _one(parameters)
 
 

@@ -33,11 +33,12 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import sqlalchemy as sa
-from sqlalchemy.exc import NoInspectionAvailable
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoInspectionAvailable, NoSuchModuleError
 from sqlalchemy.orm import Mapper
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import False_
 from sqlalchemy.types import TypeEngine
 
@@ -332,23 +333,23 @@ def _engine(text: str) -> sa.Engine:
     """An engine for ``text``; never creates a SQLite file (a missing one is a usage error)."""
     try:
         url = sa.make_url(text)
-    except sa.exc.ArgumentError:
+    except ArgumentError:
         raise UsageError(f"cannot parse the database URL {text!r}") from None
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:") and not Path(database).is_file():
             raise UsageError(f"no such SQLite database file: {database}")
     try:
-        return sa.create_engine(url, poolclass=sa.pool.NullPool)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as error:
+        return sa.create_engine(url, poolclass=NullPool)
+    except (ArgumentError, NoSuchModuleError, ImportError) as error:
         raise UsageError(f"cannot use the database URL {_shown(url)}: {_first_line(error)}") from error
 
 
 def _connect(engine: sa.Engine) -> sa.Connection:
     try:
         return engine.connect()
-    except sa.exc.DBAPIError as error:
-        raise UsageError(f"cannot connect to {_shown(engine.url)}: {_first_line(error.orig)}") from error
+    except DBAPIError as error:
+        raise UsageError(f"cannot connect to {_shown(engine.url)}: {_first_line(cast(BaseException, error.orig))}") from error
 
 
 def _first_line(error: BaseException) -> str:

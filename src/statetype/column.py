@@ -50,17 +50,20 @@ def sql_value(statetype: type[StateType[Any]], value: object, where: object) -> 
     """
     if value is None or is_sql_expression(value):
         return value
-    member = value._member if isinstance(value, BoundState) else value
+    member: object = value._member if isinstance(value, BoundState) else value
     if isinstance(member, TypeEngine):
-        d = member.__dict__
-        if type(member) is statetype and d.get("_kind") in (STATE, UNKNOWN):
+        d: dict[str, Any] = vars(member)
+        kind = d.get("_kind")
+        same = type(member) is statetype  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
+        if same and kind in (STATE, UNKNOWN):
             return d["_storage"]
-        if type(member) is statetype and "_kind" not in d:
+        shown = repr(cast(object, member))
+        if same and kind is None:
             reason = f"{statetype.__name__}() is a column type, not a state"
-        elif type(member) is statetype:
-            reason = f"{member!r} is not a single state; use Model.column.{member.name}"
+        elif same:
+            reason = f"{shown} is not a single state; use Model.column.{d['name']}"
         else:
-            reason = f"{member!r} is a member of {type(member).__name__}, not of {statetype.__name__}"
+            reason = f"{shown} is a member of {type(cast(object, member)).__name__}, not of {statetype.__name__}"
         raise InvalidStateValue(f"{where}: {reason}")
     if type(value) in statetype._raw_types:
         found = statetype._by_value.get(value)
@@ -135,7 +138,10 @@ def _in_values(statetype: type[StateType[Any]], values: Iterable[object], where:
         d = getattr(value, "__dict__", None)
         if d is not None and "_kind" in d and isinstance(value, sa.types.TypeEngine):
             if type(value) is not statetype:  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
-                raise InvalidStateValue(f"{where}: {value!r} is a member of {type(value).__name__}, not of {statetype.__name__}")
+                other = cast(object, value)
+                raise InvalidStateValue(
+                    f"{where}: {other!r} is a member of {type(other).__name__}, not of {statetype.__name__}"
+                )
             plain: list[object] = []
             conditionals: list[StateType[Any]] = []
             if d["_kind"] == UNKNOWN:
