@@ -11,6 +11,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@# Graphviz's dot draws `statetype graph --format svg`; its tests skip without it.
+	@command -v dot >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+		(apt-get install -y -q graphviz >/dev/null 2>&1 || sudo -n apt-get install -y -q graphviz >/dev/null 2>&1) || \
+		echo "note: Graphviz (dot) is not installed; the svg diagram tests will be skipped")
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -457,6 +457,53 @@ def test_new_column_and_table(project: AlembicProject) -> None:
     assert project.checks(p).keys() == {f"ck_{p}_state"}
 
 
+LOG_MODELS = """\
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from statetype import State, StateType, TransitionLogMixin
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ProjectState(StateType[int]):
+    is_draft = State(1)
+    is_published = State(2)
+
+
+class Project(Base):
+    __tablename__ = "{project}"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    state: Mapped[ProjectState] = mapped_column(ProjectState())
+
+
+class ProjectLog(TransitionLogMixin, Base):
+    __tablename__ = "{log}"
+"""
+
+
+def test_history_table_migration_runs_as_generated(project: AlembicProject) -> None:
+    p, log = project.table("project"), project.table("log")
+    project.write_models(LOG_MODELS.format(project=p, log=log))
+    _, text = project.revision("history")
+    assert_plain_migration(text)
+    assert "UTCDateTime" not in text
+    assert "sa.Column('created_at', sa.DateTime(), nullable=False)" in text
+    project.ok("upgrade", "head")
+    assert project.tables() == {p, log, project.version_table}
+    project.execute(
+        f"INSERT INTO {log} (table_name, object_id, column_name, transition, to_value, created_at) "
+        "VALUES ('project', '1', 'state', 'publish', '2', '2026-01-02 03:04:05')"
+    )
+    assert len(project.rows(log)) == 1
+    # the database now matches the models: nothing left to generate
+    assert "No new upgrade operations detected" in project.ok("check")
+    project.ok("downgrade", "base")
+    assert project.tables() == {project.version_table}
+
+
 def test_core_does_not_import_alembic() -> None:
     code = "import sys, statetype; assert 'alembic' not in sys.modules; import statetype.alembic; assert 'alembic' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -216,6 +216,47 @@ def test_protected_on_persistent_object(session: Session) -> None:
         locked.state = TaskState.is_todo
 
 
+def test_protected_holds_against_merge(engine: sa.Engine, session: Session) -> None:
+    session.add(Locked(id=1, state=TaskState.is_todo))
+    session.commit()
+    session.close()
+    # merge of a changed object, the row not yet loaded: refused, nothing written
+    with Session(engine) as other:
+        with pytest.raises(ProtectedStateError, match=r"Locked\.state is protected: session\.merge\(\)"):
+            other.merge(Locked(id=1, state=TaskState.is_done))
+        other.rollback()
+        # the row already in the session, even expired: refused too
+        loaded = other.get(Locked, 1)
+        assert loaded is not None
+        other.expire(loaded)
+        with pytest.raises(ProtectedStateError, match=r"TaskState\.is_todo to TaskState\.is_done"):
+            other.merge(Locked(id=1, state=TaskState.is_done))
+        other.rollback()
+        # merging the same state, or a new object, is allowed
+        merged = other.merge(Locked(id=1, state=TaskState.is_todo))
+        assert merged.state.is_todo
+        fresh = other.merge(Locked(id=2, state=TaskState.is_doing))
+        assert sa.inspect(fresh).pending
+        other.commit()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, state FROM bound_locked ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(1, 1), (2, 2)]
+
+
+def test_protected_does_not_stop_bulk_update_mappings(engine: sa.Engine, session: Session) -> None:
+    """Documented: set-based writes that skip the attributes (bulk_update_mappings, ORM or raw UPDATE)
+    are not stopped, though the value is still validated on its way to the database."""
+    session.add(Locked(id=1, state=TaskState.is_todo))
+    session.commit()
+    session.bulk_update_mappings(Locked, [{"id": 1, "state": TaskState.is_done}])  # type: ignore[arg-type]
+    session.commit()
+    session.expire_all()
+    assert session.get_one(Locked, 1).state.is_done
+    with pytest.raises(InvalidStateValue, match="42 is not a declared value"):
+        session.bulk_update_mappings(Locked, [{"id": 1, "state": 42}])  # type: ignore[arg-type]
+    session.rollback()
+
+
 # ---------------------------------------------------------------- bound value
 
 

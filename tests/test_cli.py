@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -367,6 +368,123 @@ def test_audit_of_a_class_without_state_columns(modules: Path, tmp_path: Path) -
     done = run("audit", f"sqlite:///{tmp_path / 'x.db'}", "cli_models:Base", cwd=modules)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------ errors: exit 2, one line, nothing created
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str], command: str, message: str) -> None:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"statetype {command}: "), done.stderr
+    assert message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_audit_missing_table(db_url: sa.URL, modules: Path) -> None:
+    # the database exists (SQLite: an empty file), the cli_doc table does not
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect():
+            pass
+        done = run("audit", _url(db_url), "cli_models:Doc", cwd=modules)
+        _one_line_error(done, "audit", "table cli_doc of Doc does not exist in ")
+        assert not sa.inspect(engine).has_table("cli_doc")
+    finally:
+        engine.dispose()
+
+
+def test_audit_unreachable_server(db_url: sa.URL, modules: Path, tmp_path: Path) -> None:
+    if db_url.get_backend_name() == "sqlite":
+        url = f"sqlite:///{tmp_path / 'no_such_dir' / 'x.db'}"
+        message = "no such SQLite database file: "
+    else:
+        url = db_url.set(port=1).render_as_string(hide_password=False)
+        message = "cannot connect to "
+    done = run("audit", url, "cli_models:Doc", cwd=modules)
+    _one_line_error(done, "audit", message)
+    assert not (tmp_path / "no_such_dir").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("::not a url", "cannot parse the database URL '::not a url'"),
+        ("nosuchdialect://host/db", "cannot use the database URL nosuchdialect://host/db"),
+        ("sqlite:///missing.db", "no such SQLite database file: missing.db"),
+    ],
+)
+def test_audit_bad_urls_create_nothing(modules: Path, url: str, message: str) -> None:
+    before = sorted(p.name for p in modules.iterdir())
+    done = run("audit", url, "cli_models:Doc", cwd=modules)
+    _one_line_error(done, "audit", message)
+    assert sorted(p.name for p in modules.iterdir()) == before  # no SQLite file created
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("audit", "sqlite:///x.db", "no_such_module:Doc"), "cannot import no_such_module"),
+        (("audit", "sqlite:///x.db", "cli_models:Nope"), "cli_models has no attribute 'Nope'"),
+        (("audit", "sqlite:///x.db", "./no_such_file.py:Doc"), "no such file: ./no_such_file.py"),
+        (("graph", "cli_models:Nope", "--format", "svg"), "cli_models has no attribute 'Nope'"),
+        (("graph", "no_such_module:X", "--format", "dot"), "cannot import no_such_module"),
+        (("check", "no_such_module"), "cannot import no_such_module"),
+        (("check", "cli_models", "./no_such_file.py"), "no such file: ./no_such_file.py"),
+    ],
+)
+def test_every_command_reports_bad_modules_in_one_line(modules: Path, args: tuple[str, ...], message: str) -> None:
+    before = sorted(p.name for p in modules.iterdir())
+    done = run(*args, cwd=modules)
+    _one_line_error(done, args[0], message)
+    assert sorted(p.name for p in modules.iterdir()) == before
+
+
+def test_debug_shows_the_traceback(modules: Path) -> None:
+    done = run("audit", "--debug", "sqlite:///missing.db", "cli_models:Doc", cwd=modules)
+    assert done.returncode != 0
+    assert "Traceback" in done.stderr and "no such SQLite database file" in done.stderr
+    assert not (modules / "missing.db").exists()
+    done = run("--debug", "check", "no_such_module", cwd=modules)
+    assert "Traceback" in done.stderr
+
+
+# ------------------------------------------------------------------ graph --format svg
+
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz's dot program is not installed (apt-get install graphviz)"
+)
+
+
+@needs_dot
+def test_graph_svg_through_graphviz(modules: Path) -> None:
+    done = run("graph", "cli_models:DocTransitions", "--format", "svg", cwd=modules)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.lstrip().startswith("<?xml")
+    assert "<svg" in done.stdout and "</svg>" in done.stdout
+    for text in ("Draft", "In review", "Submit"):
+        assert text in done.stdout
+
+
+def test_graph_svg_without_graphviz(modules: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty_path"
+    empty.mkdir()
+    env = dict(
+        os.environ,
+        PATH=str(empty),
+        PYTHONPATH=os.pathsep.join([str(modules), str(ROOT / "src")]),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "statetype", "graph", "cli_models:DocTransitions", "--format", "svg"],
+        cwd=modules,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    _one_line_error(done, "graph", "--format svg needs Graphviz's dot program, which is not installed")
 
 
 # ------------------------------------------------------------------ demo

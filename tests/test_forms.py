@@ -243,6 +243,14 @@ def test_data_mapping_is_validated_through_the_form_class(db: DBSession) -> None
         ({"note": "x", "reviewers": 0}, {"reviewers": ["Number must be at least 1."]}),
         ({"note": "x" * 201}, {"note": ["Field cannot be longer than 200 characters."]}),
         ({"note": "x", "published": "2026-01-01"}, {"published": ["Not a field of PublishForm."]}),
+        # Values given as Python objects must have the field's type: never a driver error later.
+        ({"note": "x", "published_at": 42}, {"published_at": ["Expected a datetime, got int 42."]}),
+        (
+            {"note": "x", "published_at": dt.date(2026, 1, 2)},
+            {"published_at": ["Expected a datetime, got date datetime.date(2026, 1, 2)."]},
+        ),
+        ({"note": 5, "reviewers": True}, {"note": ["Expected a string, got int 5."], "reviewers": ["Expected an integer, got bool True."]}),
+        ({"note": "x", "reviewers": 2.5}, {"reviewers": ["Expected an integer, got float 2.5."]}),
     ],
 )
 def test_invalid_data_changes_nothing(db: DBSession, data: dict[str, Any] | None, errors: dict[str, list[str]]) -> None:
@@ -256,6 +264,28 @@ def test_invalid_data_changes_nothing(db: DBSession, data: dict[str, Any] | None
     db.commit()
     assert _row(db, project) == before
     assert _log_count(db) == 0
+
+
+def test_data_must_be_a_mapping(db: DBSession) -> None:
+    ann, project = _project(db)
+    tx = FormTransitions(actor=ann)
+    with pytest.raises(TypeError, match=r"FormTransitions\.publish: data= takes a mapping .* got list"):
+        tx.publish(project, data=[("note", "x")])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    with pytest.raises(TypeError, match=r"FormTransitions\.review: data= takes a mapping .* got str"):
+        tx.review(project, data="note")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    assert project.state.is_draft
+    db.commit()
+    assert _log_count(db) == 0
+
+
+def test_data_of_the_field_types_applies(db: DBSession) -> None:
+    ann, project = _project(db)
+    tx = FormTransitions(actor=ann)
+    aware = dt.datetime(2026, 3, 4, 5, 6)
+    applied = tx.publish(project, data={"note": "typed", "published_at": aware, "reviewers": 2})
+    assert applied.results["stamp"] == {"note": "typed", "published_at": aware, "reviewers": 2}
+    db.commit()
+    assert _row(db, project) == (2, "pending", "typed", aware)
 
 
 def test_empty_submission_applies_when_no_field_is_required(db: DBSession) -> None:

@@ -36,6 +36,7 @@ from alembic.util import DispatchPriority, PriorityDispatchResult
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.sql.naming import conv
 
+from .log import UTCDateTime
 from .states import StateType
 
 if TYPE_CHECKING:
@@ -67,12 +68,14 @@ _TOKENS = re.compile(
 def render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | bool:
     """The ``render_item`` hook for ``context.configure()``.
 
-    Renders a StateType as its storage type and its CHECK constraint as
+    Renders a StateType as its storage type, the history table's timestamp
+    (``UTCDateTime``) as ``sa.DateTime()``, and a StateType's CHECK constraint as
     ``sa.CheckConstraint("<sql>", name=...)``; returns False for anything
     else, so alembic renders it as usual (a project with its own hook can
     call this one first and fall back to its own rendering on False).
     """
-    if type_ == "type" and isinstance(obj, StateType):
+    if type_ == "type" and isinstance(obj, (StateType, UTCDateTime)):
+        # the storage type: a migration must not import statetype or the application
         return _repr_type(obj.impl_instance, autogen_context)
     if type_ == "check" and isinstance(obj, sa.CheckConstraint):
         column = _state_column(obj)

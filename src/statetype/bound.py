@@ -10,13 +10,16 @@ other way round: no reference cycle, and SQLAlchemy's history is untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from sqlalchemy import event
 from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, Mapper
 from sqlalchemy.orm.attributes import QueryableAttribute, instance_dict, instance_state
+from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.type_api import TypeEngine
 
 from .exceptions import ProtectedStateError
 
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 
     from .states import StateType
 
-__all__ = ["BoundState", "StateAttribute", "covers", "covers_static", "set_state"]
+__all__ = ["BoundState", "StateAttribute", "covers", "covers_static", "is_sql_expression", "set_state"]
 
 STATE = "state"
 GROUP = "group"
@@ -113,6 +116,10 @@ class BoundState:
     def __clause_element__(self) -> ColumnElement[Any]:
         return self._member.__clause_element__()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The bound class is built at runtime: pickle the member and the object instead.
+        return (_rebind, (self._member, getattr(self, "_obj", None)))
+
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
             raise AttributeError(key)
@@ -123,6 +130,13 @@ class BoundState:
         raise AttributeError(
             f"{statetype.__name__} has no state {key!r}; declared: {', '.join(statetype._members)}"
         )
+
+
+def _rebind(member: StateType[Any], obj: object) -> BoundState:
+    """Unpickle a bound value: the member's shared instance, or one bound to ``obj``."""
+    d = vars(member)
+    shared: BoundState | None = d["_shared"]
+    return shared if shared is not None else cast("type[BoundState]", d["_bound_cls"])(obj)
 
 
 class _Dynamic:
@@ -238,6 +252,13 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
             return member._sql(self.__clause_element__(), self._parententity.entity)
         return cast("type[QueryableAttribute[Any]]", QueryableAttribute).__getattr__(self, key)
 
+    def _bulk_update_tuples(self, value: Any) -> Sequence[tuple[Any, Any]]:
+        # update(Model).values(state=...) and insert(Model).values(...): validated
+        # as an assignment is, when the statement is built. SQL expressions pass.
+        if value is not None and not is_sql_expression(value):
+            value = self._statetype._coerce(value, self._label)
+        return super()._bulk_update_tuples(value)
+
     def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
         # Groups and conditional states compared with == need the entity for
         # their expressions, which the column-level comparator cannot see.
@@ -268,6 +289,44 @@ def _guard_setattr(class_: type[Any]) -> None:
     type.__setattr__(class_, "__setattr__", __setattr__)
 
 
+class _ProtectedColumnProperty(ColumnProperty[Any]):
+    """The property of a ``protected=True`` column: ``session.merge()`` cannot change it either."""
+
+    __slots__ = ()
+    inherit_cache = True
+
+    def merge(
+        self,
+        session: Any,
+        source_state: InstanceState[Any],
+        source_dict: dict[str, Any],
+        dest_state: InstanceState[Any],
+        dest_dict: dict[str, Any],
+        load: bool,
+        _recursive: dict[Any, object],
+        _resolve_conflict_map: dict[Any, object],
+    ) -> None:
+        key = self.key
+        if load and key in source_dict and dest_state.key is not None:
+            new = source_dict[key]
+            current = dest_dict[key] if key in dest_dict else dest_state.get_impl(key).get(dest_state, dest_dict)
+            if new is not current and new != current:
+                raise ProtectedStateError(
+                    f"{self.parent.class_.__name__}.{key} is protected: session.merge() cannot change "
+                    f"{dest_state.obj()!r} from {current!r} to {new!r}; use a transition"
+                )
+        super().merge(
+            session, source_state, source_dict, dest_state, dest_dict, load, _recursive, _resolve_conflict_map
+        )
+
+
+def is_sql_expression(value: object) -> bool:
+    """An SQL expression (a column, a bind parameter, an ORM attribute), not a value."""
+    if isinstance(value, ClauseElement):
+        return True
+    return hasattr(value, "__clause_element__") and not isinstance(value, (TypeEngine, BoundState))
+
+
 def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
     from .states import StateType
 
@@ -279,6 +338,8 @@ def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
         column_type: StateType[Any] | None = getattr(column, "type", None)  # checked on the next line
         if not isinstance(column_type, StateType):
             continue
+        if column_type.__dict__.get("protected") and not isinstance(prop, _ProtectedColumnProperty):
+            prop.__class__ = _ProtectedColumnProperty
         attr = manager.get(prop.key)
         if attr is None or isinstance(attr, StateAttribute):
             continue

@@ -1,7 +1,8 @@
 """The ``statetype`` command line: ``demo``, ``graph``, ``check`` and ``audit``.
 
-* ``statetype graph MODULE:Registry [--format mermaid|dot]`` prints the
-  diagram of a registry or StateType class (``statetype.diagram``);
+* ``statetype graph MODULE:Registry [--format mermaid|dot|svg]`` prints the
+  diagram of a registry or StateType class (``statetype.diagram``; svg is
+  drawn by Graphviz's ``dot`` program);
 * ``statetype check MODULE...`` lints every registry and StateType class
   defined in the modules, one line per finding, exit status 1 on findings;
 * ``statetype audit URL MODULE:Model`` counts the rows per state of each
@@ -10,8 +11,10 @@
 * ``statetype demo`` runs the demo on a temporary SQLite database.
 
 Modules are imported by dotted name (the current directory is on the path)
-or loaded from a ``.py`` file path. Usage errors and import errors exit
-with status 2.
+or loaded from a ``.py`` file path. Usage and environment errors (a bad
+module path, a missing attribute, an unparsable or unreachable URL, a
+missing table, a SQLite file that does not exist) print one line on stderr
+and exit with status 2, creating nothing; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -23,16 +26,19 @@ import importlib
 import importlib.util
 import inspect
 import os
+import shutil
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import sqlalchemy as sa
-from sqlalchemy.exc import NoInspectionAvailable
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoInspectionAvailable, NoSuchModuleError
 from sqlalchemy.orm import Mapper
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import False_
 from sqlalchemy.types import TypeEngine
 
@@ -107,9 +113,24 @@ def _graph(args: argparse.Namespace, out: TextIO) -> int:
     target = _resolve(args.target)
     if not (_is_registry(target) or _is_statetype(target)):
         raise UsageError(f"{args.target} is neither a Transitions subclass nor a StateType class")
+    if args.format == "svg":
+        out.write(_svg(dot(target)))
+        return 0
     render = dot if args.format == "dot" else mermaid
     out.write(render(target))
     return 0
+
+
+def _svg(source: str) -> str:
+    """SVG drawn by Graphviz's ``dot`` program from DOT ``source``."""
+    program = shutil.which("dot")
+    if program is None:
+        raise UsageError("--format svg needs Graphviz's dot program, which is not installed (package graphviz)")
+    done = subprocess.run([program, "-Tsvg"], input=source, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["no message"])[0]
+        raise UsageError(f"dot failed (exit status {done.returncode}): {detail}")
+    return done.stdout
 
 
 # ------------------------------------------------------------------ check
@@ -304,6 +325,38 @@ def _table(rows: Sequence[Sequence[object]], indent: str = "  ") -> list[str]:
     ]
 
 
+def _shown(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _engine(text: str) -> sa.Engine:
+    """An engine for ``text``; never creates a SQLite file (a missing one is a usage error)."""
+    try:
+        url = sa.make_url(text)
+    except ArgumentError:
+        raise UsageError(f"cannot parse the database URL {text!r}") from None
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:") and not Path(database).is_file():
+            raise UsageError(f"no such SQLite database file: {database}")
+    try:
+        return sa.create_engine(url, poolclass=NullPool)
+    except (ArgumentError, NoSuchModuleError, ImportError) as error:
+        raise UsageError(f"cannot use the database URL {_shown(url)}: {_first_line(error)}") from error
+
+
+def _connect(engine: sa.Engine) -> sa.Connection:
+    try:
+        return engine.connect()
+    except DBAPIError as error:
+        raise UsageError(f"cannot connect to {_shown(engine.url)}: {_first_line(cast(BaseException, error.orig))}") from error
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def _audit(args: argparse.Namespace, out: TextIO) -> int:
     model = _resolve(args.model)
     if not isinstance(model, type):
@@ -316,9 +369,13 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"{model.__name__} has no StateType column")
     mapper: Mapper[Any] = sa.inspect(model)
     undeclared_total = 0
-    engine = sa.create_engine(args.url)
+    engine = _engine(args.url)
     try:
-        with engine.connect() as connection:
+        connection = _connect(engine)
+        with connection:
+            table = mapper.local_table
+            if isinstance(table, sa.Table) and not sa.inspect(connection).has_table(table.name, schema=table.schema):
+                raise UsageError(f"table {table.name} of {model.__name__} does not exist in {_shown(engine.url)}")
             for index, (key, statetype) in enumerate(columns.items()):
                 column = mapper.columns[key]
                 storage_type: TypeEngine[Any] = getattr(column.type, "impl_instance")  # the raw storage type
@@ -360,14 +417,22 @@ def _parser() -> argparse.ArgumentParser:
         description="Tools for statetype state machines.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    debug_help = "show the traceback of an error instead of one line"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("demo", help="run the demo on a temporary SQLite database")
-    graph = commands.add_parser("graph", help="print the diagram of a registry or StateType class")
+    graph = commands.add_parser("graph", parents=[common], help="print the diagram of a registry or StateType class")
     graph.add_argument("target", metavar="MODULE:NAME", help="a Transitions subclass or StateType class")
-    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid", help="default: mermaid")
-    check = commands.add_parser("check", help="lint the registries and StateType classes of modules")
+    graph.add_argument(
+        "--format", choices=("mermaid", "dot", "svg"), default="mermaid", help="default: mermaid; svg needs Graphviz"
+    )
+    check = commands.add_parser("check", parents=[common], help="lint the registries and StateType classes of modules")
     check.add_argument("modules", metavar="MODULE", nargs="+", help="a dotted module name or a .py file")
-    audit = commands.add_parser("audit", help="count rows per state, and rows with undeclared values")
+    audit = commands.add_parser(
+        "audit", parents=[common], help="count rows per state, and rows with undeclared values"
+    )
     audit.add_argument("url", metavar="URL", help="SQLAlchemy database URL")
     audit.add_argument("model", metavar="MODULE:MODEL", help="a mapped class with StateType columns")
     return parser
@@ -387,6 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args, sys.stdout)
-    except UsageError as error:
-        print(f"statetype {args.command}: {error}", file=sys.stderr)
+    except Exception as error:
+        # Usage and environment errors: one line, exit status 2; --debug shows the traceback.
+        if args.debug:
+            raise
+        message = str(error) if isinstance(error, UsageError) else f"{type(error).__name__}: {_first_line(error)}"
+        print(f"statetype {args.command}: {message}", file=sys.stderr)
         return 2

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, cast
 import sqlalchemy as sa
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.naming import conv
-from sqlalchemy.sql.type_api import TypeDecorator
+from sqlalchemy.sql.type_api import TypeDecorator, TypeEngine
 
-from .bound import CONDITIONAL, GROUP, STATE, UNKNOWN, BoundState
+from .bound import CONDITIONAL, GROUP, STATE, UNKNOWN, BoundState, is_sql_expression
 from .exceptions import InvalidStateValue, StateDefinitionError, StateTypeError
 
 if TYPE_CHECKING:
@@ -18,7 +18,60 @@ if TYPE_CHECKING:
 
     from .states import StateType
 
-__all__ = ["StateComparator", "attach_check_constraint", "member_sql"]
+__all__ = ["StateComparator", "attach_check_constraint", "describe_values", "member_sql", "sql_value"]
+
+# Comparisons whose other side is a value of the column.
+_VALUE_OPERATORS = frozenset(
+    {
+        operators.eq,
+        operators.ne,
+        operators.lt,
+        operators.le,
+        operators.gt,
+        operators.ge,
+        operators.is_distinct_from,
+        operators.is_not_distinct_from,
+    }
+)
+
+
+def describe_values(statetype: type[StateType[Any]]) -> str:
+    """``declared: 1 (is_draft), 2 (is_published)``, for error messages."""
+    return "declared: " + ", ".join(f"{m.__dict__['_storage']!r} ({m.name})" for m in statetype._all_states)
+
+
+def sql_value(statetype: type[StateType[Any]], value: object, where: object) -> object:
+    """The stored value for ``value`` compared with a column of ``statetype``.
+
+    Members (plain or unknown), bound values, declared raw and enum values give
+    the stored value; None and SQL expressions pass unchanged. Anything else
+    (another StateType's member, a column type, an undeclared raw value) raises
+    ``InvalidStateValue`` naming the class, the column ``where`` and the value.
+    """
+    if value is None or is_sql_expression(value):
+        return value
+    member: object = value._member if isinstance(value, BoundState) else value
+    if isinstance(member, TypeEngine):
+        d: dict[str, Any] = vars(member)
+        kind = d.get("_kind")
+        same = type(member) is statetype  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
+        if same and kind in (STATE, UNKNOWN):
+            return d["_storage"]
+        shown = repr(cast(object, member))
+        if same and kind is None:
+            reason = f"{statetype.__name__}() is a column type, not a state"
+        elif same:
+            reason = f"{shown} is not a single state; use Model.column.{d['name']}"
+        else:
+            reason = f"{shown} is a member of {type(cast(object, member)).__name__}, not of {statetype.__name__}"
+        raise InvalidStateValue(f"{where}: {reason}")
+    if type(value) in statetype._raw_types:
+        found = statetype._by_value.get(value)
+        if found is not None:
+            return found.__dict__["_storage"]
+    raise InvalidStateValue(
+        f"{where}: {value!r} is not a value of {statetype.__name__} ({describe_values(statetype)})"
+    )
 
 
 def _plain_and_conditionals(
@@ -76,7 +129,7 @@ def member_sql(member: StateType[Any], expr: ColumnElement[Any], entity: object)
     raise InvalidStateValue(f"{member!r} is not a declared state and has no SQL form")
 
 
-def _in_values(statetype: type[StateType[Any]], values: Iterable[object]) -> list[object]:
+def _in_values(statetype: type[StateType[Any]], values: Iterable[object], where: object) -> list[object]:
     """Raw values for ``in_()``: members and groups expand to their stored values."""
     raw: list[object] = []
     for value in values:
@@ -85,7 +138,10 @@ def _in_values(statetype: type[StateType[Any]], values: Iterable[object]) -> lis
         d = getattr(value, "__dict__", None)
         if d is not None and "_kind" in d and isinstance(value, sa.types.TypeEngine):
             if type(value) is not statetype:  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
-                raise InvalidStateValue(f"{value!r} is not a member of {statetype.__name__}")
+                other = cast(object, value)
+                raise InvalidStateValue(
+                    f"{where}: {other!r} is a member of {type(other).__name__}, not of {statetype.__name__}"
+                )
             plain: list[object] = []
             conditionals: list[StateType[Any]] = []
             if d["_kind"] == UNKNOWN:
@@ -99,8 +155,20 @@ def _in_values(statetype: type[StateType[Any]], values: Iterable[object]) -> lis
                 )
             raw.extend(v for v in plain if v not in raw)
         else:
-            raw.append(value)
+            raw.append(sql_value(statetype, value, where))
     return raw
+
+
+class _Where:
+    """What an error names, rendered only when one is raised: ``ColState (column_item.state)``."""
+
+    __slots__ = ("_comparator",)
+
+    def __init__(self, comparator: StateComparator) -> None:
+        self._comparator = comparator
+
+    def __str__(self) -> str:
+        return f"{type(self._comparator.type).__name__} ({self._comparator.expr})"
 
 
 class StateComparator(TypeDecorator.Comparator[Any]):
@@ -120,22 +188,24 @@ class StateComparator(TypeDecorator.Comparator[Any]):
         return member_sql(member, self.expr, None)
 
     def operate(self, op: Any, *other: Any, **kwargs: Any) -> ColumnElement[Any]:
+        # Every value compared with the column is validated here, when the
+        # expression is built: never a silent comparison with a foreign raw value.
         statetype = cast("type[StateType[Any]]", type(self.type))
-        if op in (operators.eq, operators.ne) and len(other) == 1:
+        if op in _VALUE_OPERATORS and len(other) == 1:
             target = other[0]
             if isinstance(target, BoundState):
                 target = target._member
-            if type(target) is statetype and "_kind" in target.__dict__:
-                if target.__dict__["_kind"] in (STATE, UNKNOWN):
-                    other = (target.__dict__["_storage"],)
-                else:
-                    condition = member_sql(target, self.expr, None)
-                    return condition if op is operators.eq else ~condition
+            kind = target.__dict__.get("_kind") if type(target) is statetype else None
+            if op in (operators.eq, operators.ne) and kind in (GROUP, CONDITIONAL):
+                condition = member_sql(target, self.expr, None)
+                return condition if op is operators.eq else ~condition
+            other = (sql_value(statetype, target, _Where(self)),)
         elif op in (operators.in_op, operators.not_in_op) and len(other) == 1:
             values = other[0]
             if isinstance(values, (list, tuple, set, frozenset)):
-                other = (_in_values(statetype, cast("Iterable[object]", values)),)
+                other = (_in_values(statetype, cast("Iterable[object]", values), _Where(self)),)
         return super().operate(op, *other, **kwargs)
+
 
 
 def attach_check_constraint(type_: StateType[Any], column: sa.Column[Any], table: sa.Table) -> None:

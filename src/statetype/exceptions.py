@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import DontWrapMixin
 
 if TYPE_CHECKING:
     from .transitions import Verdict
@@ -21,8 +23,23 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    """Unpickle an error without calling its ``__init__`` (whose signature may differ from ``args``)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class StateTypeError(Exception):
-    """Base class of every error statetype raises."""
+    """Base class of every error statetype raises.
+
+    Every statetype error pickles with its message and attributes
+    (``.verdict``, ``.errors``), so it crosses process pools and task queues.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class StateDefinitionError(StateTypeError, TypeError):
@@ -32,8 +49,12 @@ class StateDefinitionError(StateTypeError, TypeError):
     """
 
 
-class InvalidStateValue(StateTypeError, ValueError):
-    """A value that is not one of the declared plain states."""
+class InvalidStateValue(StateTypeError, ValueError, DontWrapMixin):
+    """A value that is not one of the declared plain states.
+
+    Raised unwrapped (not as SQLAlchemy's ``StatementError``) when found while
+    a statement's parameters are processed.
+    """
 
 
 class ProtectedStateError(StateTypeError, AttributeError):

@@ -23,6 +23,8 @@ module only when a transition has a form.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import functools
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -94,10 +96,15 @@ def validate(
     """Validate a bound form, or a plain mapping through the transition's form class.
 
     With a form class and neither ``form`` nor ``data``, an empty submission is
-    validated, so required fields refuse. Returns the data for execute hooks:
+    validated, so required fields refuse. ``data`` that is not a mapping is a
+    ``TypeError``; a value given as a Python object of another type than its
+    field's data (an int for a DateTimeField, a date for a datetime) is a
+    ``TransitionDataInvalid`` naming the field. Returns the data for execute hooks:
     the form's ``.data`` without its CSRF token.
     """
     label = _label(bound)
+    if data is not None and not isinstance(data, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]  (runtime guard)
+        raise TypeError(f"{label}: data= takes a mapping of field names to values, got {type(data).__name__}")
     cls = form_class(bound, obj)
     model: object = cls if cls is not None or form is None else type(cast(object, form))
     if is_pydantic_model(model):
@@ -177,6 +184,11 @@ def _form_for_mapping(cls: type[Any], data: Mapping[str, Any], label: str) -> An
             f"not a field of {cls.__name__} (fields: {', '.join(form.data) or 'none'})",
             errors,
         )
+    wrong = {key: [message] for key, value in data.items() if (message := _wrong_type(form[key], value)) is not None}
+    if wrong:
+        raise TransitionDataInvalid(
+            f"{label}: invalid data: " + "; ".join(f"{key}: {' '.join(m)}" for key, m in wrong.items()), wrong
+        )
     for key, value in data.items():
         field = form[key]
         if isinstance(value, str):
@@ -217,6 +229,41 @@ def _parse_iso(field: Any, text: str) -> None:
         return
     field.data = parsed
     field.process_errors = []
+
+
+@functools.cache
+def _accepted() -> dict[type, tuple[tuple[type, ...], tuple[type, ...], str]]:
+    """The Python types a field's ``.data`` has, for values given in ``data=`` (not as text).
+
+    Looked up along the field class's MRO, so subclasses inherit them. bool is
+    an int subclass, and datetime a date subclass: both listed as refused.
+    """
+    from wtforms import fields
+
+    return {
+        fields.DateTimeField: ((dt.datetime,), (), "a datetime"),
+        fields.DateField: ((dt.date,), (dt.datetime,), "a date"),
+        fields.TimeField: ((dt.time,), (), "a time"),
+        fields.IntegerField: ((int,), (bool,), "an integer"),
+        fields.FloatField: ((float, int), (bool,), "a number"),
+        fields.DecimalField: ((decimal.Decimal, int, float), (bool,), "a number"),
+        fields.BooleanField: ((bool,), (), "a boolean"),
+        fields.StringField: ((str,), (), "a string"),
+    }
+
+
+def _wrong_type(field: object, value: object) -> str | None:
+    """Why ``value`` (given as a Python value) cannot be ``field``'s data; None when it can."""
+    if value is None or isinstance(value, str):
+        return None  # no value, or text parsed as a submission would be
+    for klass in type(field).__mro__:
+        accepted = _accepted().get(klass)
+        if accepted is not None:
+            types, refused, expected = accepted
+            if isinstance(value, types) and not isinstance(value, refused):
+                return None
+            return f"Expected {expected}, got {type(value).__name__} {value!r}."
+    return None
 
 
 def _errors(errors: Mapping[Any, Any]) -> dict[str, list[str]]:

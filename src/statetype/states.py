@@ -23,7 +23,9 @@ from .bound import STATE as _STATE
 from .bound import UNKNOWN as _UNKNOWN
 from .bound import covers_static as _covers_static
 from ._declarations import ConditionalState, State, StateGroup, _Declaration
+from ._params import install as _install_parameter_guard
 from .column import StateComparator, attach_check_constraint, member_sql
+from .column import describe_values as _describe_values
 from .exceptions import InvalidStateValue, StateDefinitionError
 
 if TYPE_CHECKING:
@@ -45,6 +47,9 @@ _S = TypeVar("_S", bound="StateType[Any]")
 __all__ = ["StateType", "humanize"]
 
 _generic_class_getitem = Generic.__dict__["__class_getitem__"].__func__
+
+_install_parameter_guard()
+
 
 def humanize(name: str) -> str:
     """Title from an attribute or enum member name: ``is_gone`` -> "Gone", ``IN_REVIEW`` -> "In review"."""
@@ -287,8 +292,14 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
         """Assignment: a member, raw value, enum member or bound value -> member."""
         if type(value) is cls:
             member = value
-            if member.__dict__.get("_kind") == _STATE:
+            kind = member.__dict__.get("_kind")
+            if kind == _STATE:
                 return member
+            if kind is None:
+                raise InvalidStateValue(
+                    f"{label}: {cls.__name__}() is a column type, not a state; "
+                    f"assign one of {', '.join(m.name for m in cls._all_states)}"
+                )
             raise InvalidStateValue(f"{label}: {_why_not_assignable(member)}")
         if value is None:
             return None
@@ -299,6 +310,8 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
             if found is not None:
                 return cast("Self", found)
         if isinstance(value, StateType):
+            if "_kind" not in value.__dict__:
+                raise InvalidStateValue(f"{label}: {value!r} is a column type, not a state of {cls.__name__}")
             raise InvalidStateValue(
                 f"{label}: {value!r} is a member of {type(value).__name__}, not of {cls.__name__}"  # pyright: ignore[reportUnknownArgumentType]  (isinstance narrowing leaves type arguments Unknown)
             )
@@ -390,16 +403,31 @@ class _LoadMap(dict[object, Any]):
 
 
 class _BindMap(dict[object, Any]):
-    """Member, enum member or bound value -> stored value; raw values pass through."""
+    """Member, declared raw value, enum member or bound value -> stored value.
+
+    Declared values are keys (a member hashes and compares as its raw value);
+    anything else reaching a statement's parameters through the column (an
+    undeclared raw value, another StateType's member) raises InvalidStateValue
+    before the statement is sent, unwrapped by SQLAlchemy.
+    """
+
+    def __init__(self, statetype: type[StateType[Any]], values: dict[object, object]) -> None:
+        super().__init__(values)
+        self._statetype = statetype
 
     def __missing__(self, value: object) -> object:
-        if isinstance(value, _bound.BoundState):
-            return value._member.__dict__["_storage"]
-        if isinstance(value, StateType) and "_storage" in value.__dict__:
-            return value.__dict__["_storage"]
-        if isinstance(value, enum.Enum):
-            return value.value
-        return value  # pyright: ignore[reportUnknownVariableType]  (isinstance narrowing leaves type arguments Unknown)
+        member = value._member if isinstance(value, _bound.BoundState) else value
+        if type(member) is self._statetype and "_storage" in member.__dict__:
+            return member.__dict__["_storage"]  # an unknown value loaded from the database
+        cls = self._statetype
+        if isinstance(member, StateType):
+            raise InvalidStateValue(
+                f"{cls.__name__}: {member!r} is not a value of {cls.__name__} and cannot be sent to the database"
+            )
+        raise InvalidStateValue(
+            f"{cls.__name__}: {value!r} is not a declared value and cannot be sent to the database "
+            f"({_describe_values(cls)})"
+        )
 
 
 def _unknown_member(cls: type[StateType[Any]], raw: object) -> StateType[Any]:
@@ -434,10 +462,6 @@ def _finish_group(group: StateType[Any], elements: tuple[StateType[Any], ...], *
     for element in elements:
         covered.update(dict.fromkeys(element.__dict__["_covered"]))
     d["_covered"] = tuple(covered)
-
-
-def _describe_values(cls: type[StateType[Any]]) -> str:
-    return "declared: " + ", ".join(f"{m.__dict__['_storage']!r} ({m.name})" for m in cls._all_states)
 
 
 def _why_not_assignable(member: StateType[Any]) -> str:
@@ -507,6 +531,14 @@ def _build(cls: type[StateType[Any]], namespace: dict[str, Any]) -> None:
             refs = decl._elements
         elif isinstance(decl, ConditionalState):
             refs = (decl._base,)
+            if not callable(decl._predicate):
+                raise StateDefinitionError(
+                    f"{name}.{key}: a conditional state needs a predicate function, got {decl._predicate!r}"
+                )
+            if decl._expression is not None and not callable(decl._expression):
+                raise StateDefinitionError(
+                    f"{name}.{key}: the SQL expression must be a function, got {decl._expression!r}"
+                )
         elif not isinstance(decl, State):
             raise StateDefinitionError(f"{name}.{key}: unsupported declaration {decl!r}")
         for ref in refs:
@@ -606,7 +638,7 @@ def _build(cls: type[StateType[Any]], namespace: dict[str, Any]) -> None:
     load_map.update({m.__dict__["_storage"]: m for m in states})
     load_map[None] = None
     type.__setattr__(cls, "_load_map", load_map)
-    bind_map = _BindMap({m: m.__dict__["_storage"] for m in states})
+    bind_map = _BindMap(cls, {m: m.__dict__["_storage"] for m in states})
     bind_map[None] = None
     if issubclass(value_type, enum.Enum):
         bind_map.update({m.value: m.__dict__["_storage"] for m in states})
