@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from sqlalchemy import event
-from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, Mapper
+from sqlalchemy.orm import InstrumentedAttribute, Mapper
 from sqlalchemy.orm.attributes import QueryableAttribute, instance_dict, instance_state
 from sqlalchemy.sql import operators
 
@@ -249,21 +249,20 @@ def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
     from .states import StateType
 
     manager = mapper.class_manager
-    for prop in list(mapper._props.values()):
-        if not isinstance(prop, ColumnProperty) or not prop.columns:
-            continue
-        column = prop.columns[0]
+    # Mapper.columns (attribute key -> column of every column property) is
+    # set during construction; Mapper.attrs would configure every mapper.
+    for key, column in list(mapper.columns.items()):
         column_type: StateType[Any] | None = getattr(column, "type", None)  # checked on the next line
         if not isinstance(column_type, StateType):
             continue
-        attr = manager.get(prop.key)
+        attr = manager.get(key)
         if attr is None or isinstance(attr, StateAttribute):
             continue
         statetype = type(column_type)
         default = None
         column_default = getattr(column, "default", None)
         if column_default is not None and getattr(column_default, "is_scalar", False):
-            default = statetype._coerce(column_default.arg, f"{class_.__name__}.{prop.key}")
+            default = statetype._coerce(column_default.arg, f"{class_.__name__}.{key}")
         attr.__class__ = type(
             "StateAttribute",
             (StateAttribute,),
@@ -271,7 +270,7 @@ def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
                 "__slots__": (),
                 "_statetype": statetype,
                 "_protected": bool(column_type.__dict__.get("protected")),
-                "_label": f"{attr.class_.__name__}.{prop.key}",
+                "_label": f"{attr.class_.__name__}.{key}",
                 "_default": default,
             },
         )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.sql.type_api import TypeDecorator, TypeEngine, to_instance
 from typing_extensions import Self
 
@@ -383,7 +384,14 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
             def attach(col: sa.Column[Any], table: sa.Table) -> None:
                 attach_check_constraint(self, col, table)
 
-            parent._on_table_attach(attach)
+            # Column._on_table_attach, written with public API: now if the
+            # column is in a table, else on the after_parent_attach event.
+            column: sa.Column[Any] = cast(Any, parent)  # isinstance leaves the type argument Unknown
+            table: sa.Table | None = getattr(column, "table", None)
+            if table is not None:
+                attach(column, table)
+            else:
+                event.listen(column, "after_parent_attach", attach)
 
     def _sql(self, expr: ColumnElement[Any], entity: object) -> ColumnElement[bool]:
         """This member's SQL condition on ``expr`` (a state column of ``entity``)."""
