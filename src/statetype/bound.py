@@ -230,7 +230,7 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
     def __getattr__(self, key: str) -> Any:
         member = self._statetype._members.get(key) if not key.startswith("_") else None
         if member is not None:
-            return member._sql(self.__clause_element__(), self._parententity.entity)
+            return member._sql(self.__clause_element__(), self.parent.entity)
         return cast("type[QueryableAttribute[Any]]", QueryableAttribute).__getattr__(self, key)
 
     def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
@@ -240,7 +240,7 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
             target = other[0]
             kind = getattr(target, "__dict__", {}).get("_kind") if type(target) is self._statetype else None
             if kind in (GROUP, CONDITIONAL):
-                condition = target._sql(self.__clause_element__(), self._parententity.entity)
+                condition = target._sql(self.__clause_element__(), self.parent.entity)
                 return condition if op is operators.eq else ~condition
         return super().operate(op, *other, **kwargs)
 

@@ -129,7 +129,7 @@ def jsonable(value: Any) -> Any:
 
 def history_of(log: type[Any], obj: object) -> list[Any]:
     """History rows of ``obj``, oldest first (by id)."""
-    state = sa.inspect(obj)
+    state = sa.inspect(obj, raiseerr=True)  # SQLAlchemy 2.0 types the default as Optional
     session = object_session(obj)
     if session is None or state.identity is None:
         return []

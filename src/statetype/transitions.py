@@ -753,7 +753,7 @@ def _plan(bound: BoundTransition[Any, Any], obj: object, planned: list[PlannedSt
 
 def _identity(obj: object) -> str:
     try:
-        state = sa.inspect(obj)
+        state = sa.inspect(obj, raiseerr=True)  # SQLAlchemy 2.0 types the default as Optional
         key = state.identity
     except Exception:
         key = None
