@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test typecheck lint stress bench docs clean
+.PHONY: demo test test-sa20 test-matrix typecheck lint stress bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,27 @@ test: $(STAMP)
 	$(BIN)/pyright
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider
 
+# SQLAlchemy 2.0 and 2.1: .venv resolves the newest release the project allows
+# (2.1.x); .venv-sa20 pins the newest 2.0.x. Both run the suite (test-sa20
+# also mypy); SA_BACKENDS narrows the databases (CI runs test-sa20 on sqlite).
+SA20 := .venv-sa20
+SA_BACKENDS ?= sqlite,postgresql,mariadb
+
+$(SA20)/.installed: pyproject.toml
+	test -x $(SA20)/bin/python || $(PYTHON) -m venv $(SA20)
+	$(SA20)/bin/python -m pip install -q --upgrade pip
+	$(SA20)/bin/python -m pip install -q -e '.[dev]' 'SQLAlchemy~=2.0.0'
+	touch $@
+
+test-sa20: $(SA20)/.installed
+	$(SA20)/bin/python -c "import sqlalchemy; print('SQLAlchemy', sqlalchemy.__version__)"
+	$(SA20)/bin/python -m mypy
+	STATETYPE_BACKENDS=$(SA_BACKENDS) $(SA20)/bin/python -m pytest -n auto -p no:cacheprovider
+
+test-matrix: test-sa20 $(STAMP)
+	$(BIN)/python -c "import sqlalchemy; print('SQLAlchemy', sqlalchemy.__version__)"
+	STATETYPE_BACKENDS=$(SA_BACKENDS) $(BIN)/python -m pytest -n auto -p no:cacheprovider
+
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/pyright
@@ -41,4 +62,4 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict -d site
 
 clean:
-	rm -rf $(VENV) site .mypy_cache .pytest_cache
+	rm -rf $(VENV) $(SA20) site .mypy_cache .pytest_cache

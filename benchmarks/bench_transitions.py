@@ -1,4 +1,4 @@
-"""Transitions against hand-written SQLAlchemy (DESIGN.md section 10).
+"""Transitions against hand-written SQLAlchemy (docs/design.md, performance targets).
 
 * ``transitions``: an in-memory transition on a transient instance against a
   hand-written check-and-assign (target <= 3x);

@@ -4,7 +4,7 @@ A benchmark group is a function decorated with ``@benchmark("name")`` in a
 ``bench_*.py`` module of this folder; ``run.py`` imports every such module.
 The function receives the run's ``Settings`` and yields ``Result`` tuples:
 a label, the median seconds of statetype's code, the median seconds of the
-hand-written baseline, and the target ratio from DESIGN.md section 10.
+hand-written baseline, and the target ratio from docs/design.md (performance targets).
 
 To add a group: create ``benchmarks/bench_<topic>.py``, decorate a function
 with ``@benchmark("<topic>")``, build both sides on the same data, time them
@@ -62,7 +62,7 @@ _ORDER: dict[str, int] = {}
 def benchmark(name: str, *, order: int = 100) -> Callable[[Group], Group]:
     """Register a benchmark group under ``name`` (selectable with ``run.py NAME``).
 
-    Groups run and print by ``order``, then by name (DESIGN.md section 10's
+    Groups run and print by ``order``, then by name (docs/design.md's
     order: load 10, access 20, transitions 30, persisted 40, bulk 50).
     """
 

@@ -1,6 +1,6 @@
 """``make bench``: statetype against hand-written SQLAlchemy, as ratios of medians.
 
-    python benchmarks/run.py              # every group, full size (DESIGN.md section 10)
+    python benchmarks/run.py              # every group, full size (docs/design.md, performance targets)
     python benchmarks/run.py load         # only the named groups
     python benchmarks/run.py --quick      # a small smoke run: same code, tiny sizes
     python benchmarks/run.py --strict     # exit 1 when a ratio misses its target

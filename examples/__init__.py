@@ -1,1 +1,1 @@
-"""The reference applications of statetype (DESIGN section 9), each tested under tests/examples/."""
+"""The reference applications of statetype, each tested under tests/examples/."""

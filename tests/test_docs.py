@@ -23,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
+EXAMPLE_PAGES = [*PAGES, ROOT / "README.md"]  # the README's example runs too
 
 
 def _hooks() -> Any:
@@ -79,7 +80,7 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     assert not (tmp_path / "site" / "hooks.py").exists()
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+@pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=[p.stem for p in EXAMPLE_PAGES])
 def test_page_examples_run(page: Path, tmp_path: Path) -> None:
     blocks = list(_hooks().code_blocks(page.read_text(encoding="utf-8")))
     malformed = [f"line {b.line - 1}: {' '.join(b.bad_options)}" for b in blocks if b.is_python and b.bad_options]
@@ -94,7 +95,7 @@ def test_page_examples_run(page: Path, tmp_path: Path) -> None:
         env=_env(),
         timeout=300,
     )
-    assert done.returncode == 0, f"an example of docs/{page.name} failed:\n{done.stdout}{done.stderr}"
+    assert done.returncode == 0, f"an example of {page.relative_to(ROOT)} failed:\n{done.stdout}{done.stderr}"
 
 
 if __name__ == "__main__":

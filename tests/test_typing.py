@@ -57,9 +57,16 @@ class Report:
 Reports = dict[tuple[str, int], Report]
 
 
+_SA20_SELECT = re.compile(r"\b(Select|Result|Row)\[[Tt]uple\[(.*)\]\]$")
+
+
 def normalize_type(text: str) -> str:
-    """``sqlalchemy.sql.elements.ColumnElement[builtins.bool]`` -> ``ColumnElement[bool]``."""
-    return _QUALIFIED.sub(r"\1", text.strip())
+    """``sqlalchemy.sql.elements.ColumnElement[builtins.bool]`` -> ``ColumnElement[bool]``.
+
+    SQLAlchemy 2.0 types ``select(a)`` as ``Select[tuple[A]]``, 2.1 as
+    ``Select[A]``: both read as the 2.1 spelling, so markers hold on either.
+    """
+    return _SA20_SELECT.sub(r"\1[\2]", _QUALIFIED.sub(r"\1", text.strip()))
 
 
 def parse_marker(text: str) -> dict[str, str]:

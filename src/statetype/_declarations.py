@@ -83,6 +83,14 @@ class State(_Declaration[T]):
 
     For an Enum-backed StateType, ``State(MyEnum.DRAFT)`` takes value and
     title from the enum member.
+
+    Args:
+        value: The stored value, of the StateType's type parameter.
+        title: Display title, a str or a lazy string; default from the enum
+            member, else humanized from the attribute name.
+        final: No transition may leave this state; default False.
+        initial: Objects start here; default False (then the first declared
+            state is initial).
     """
 
     def __init__(
@@ -100,7 +108,11 @@ class State(_Declaration[T]):
 
 
 class StateGroup(_Declaration[T]):
-    """A group of states, built with ``|``: ``is_gone = is_withdrawn | is_deleted``."""
+    """A group of states, built with ``|``: ``is_gone = is_withdrawn | is_deleted``.
+
+    May contain states, conditional states and other groups. In SQL a group is
+    ``state IN (...)``, OR'ed with the SQL of each conditional state it holds.
+    """
 
     _elements: tuple[_Declaration[T], ...]
 

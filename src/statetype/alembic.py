@@ -23,20 +23,26 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from alembic.autogenerate import comparators
-from alembic.autogenerate import render as _render
-from alembic.autogenerate.render import (
-    _render_gen_name,
-    _sqlalchemy_autogenerate_prefix,
-    render_op,
-    renderers,
-)
-from alembic.operations import ops
-from alembic.util import DispatchPriority, PriorityDispatchResult
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.sql.naming import conv
 
 from .log import UTCDateTime
+try:
+    from alembic.autogenerate import comparators
+    from alembic.autogenerate import render as _render
+    from alembic.autogenerate.render import (
+        _render_gen_name,
+        _sqlalchemy_autogenerate_prefix,
+        render_op,
+        renderers,
+    )
+    from alembic.operations import ops
+    from alembic.util import DispatchPriority, PriorityDispatchResult
+except ModuleNotFoundError as _missing:  # an install without the extra
+    if _missing.name != "alembic":
+        raise
+    raise ImportError("statetype.alembic needs alembic: pip install 'statetype[alembic]'") from _missing
+
 from .states import StateType
 
 if TYPE_CHECKING:

@@ -249,7 +249,7 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
     def __getattr__(self, key: str) -> Any:
         member = self._statetype._members.get(key) if not key.startswith("_") else None
         if member is not None:
-            return member._sql(self.__clause_element__(), self._parententity.entity)
+            return member._sql(self.__clause_element__(), self.parent.entity)
         return cast("type[QueryableAttribute[Any]]", QueryableAttribute).__getattr__(self, key)
 
     def _bulk_update_tuples(self, value: Any) -> Sequence[tuple[Any, Any]]:
@@ -266,7 +266,7 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
             target = other[0]
             kind = getattr(target, "__dict__", {}).get("_kind") if type(target) is self._statetype else None
             if kind in (GROUP, CONDITIONAL):
-                condition = target._sql(self.__clause_element__(), self._parententity.entity)
+                condition = target._sql(self.__clause_element__(), self.parent.entity)
                 return condition if op is operators.eq else ~condition
         return super().operate(op, *other, **kwargs)
 
@@ -331,23 +331,24 @@ def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
     from .states import StateType
 
     manager = mapper.class_manager
-    for prop in list(mapper._props.values()):
-        if not isinstance(prop, ColumnProperty) or not prop.columns:
-            continue
-        column = prop.columns[0]
+    # Mapper.columns (attribute key -> column of every column property) is
+    # set during construction; Mapper.attrs would configure every mapper.
+    for key, column in list(mapper.columns.items()):
         column_type: StateType[Any] | None = getattr(column, "type", None)  # checked on the next line
         if not isinstance(column_type, StateType):
             continue
-        if column_type.__dict__.get("protected") and not isinstance(prop, _ProtectedColumnProperty):
-            prop.__class__ = _ProtectedColumnProperty
-        attr = manager.get(prop.key)
+        if column_type.__dict__.get("protected"):
+            prop = mapper.get_property_by_column(column)
+            if not isinstance(prop, _ProtectedColumnProperty):
+                prop.__class__ = _ProtectedColumnProperty
+        attr = manager.get(key)
         if attr is None or isinstance(attr, StateAttribute):
             continue
         statetype = type(column_type)
         default = None
         column_default = getattr(column, "default", None)
         if column_default is not None and getattr(column_default, "is_scalar", False):
-            default = statetype._coerce(column_default.arg, f"{class_.__name__}.{prop.key}")
+            default = statetype._coerce(column_default.arg, f"{class_.__name__}.{key}")
         attr.__class__ = type(
             "StateAttribute",
             (StateAttribute,),
@@ -355,7 +356,7 @@ def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
                 "__slots__": (),
                 "_statetype": statetype,
                 "_protected": bool(column_type.__dict__.get("protected")),
-                "_label": f"{attr.class_.__name__}.{prop.key}",
+                "_label": f"{attr.class_.__name__}.{key}",
                 "_default": default,
             },
         )

@@ -1,4 +1,4 @@
-"""``statetype demo``: the model of DESIGN section 2 on a temporary SQLite file.
+"""``statetype demo``: the project model of the docs on a temporary SQLite file.
 
 Accounts, projects and their sessions; a transition registry with a form,
 a guard, a permission, an execute hook, a chain and a timer; then each

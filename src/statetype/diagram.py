@@ -183,7 +183,17 @@ def _mermaid_id(machine: _Machine, state: StateType[Any], prefixed: bool) -> str
 
 
 def mermaid(x: object) -> str:
-    """A mermaid ``stateDiagram-v2`` of a registry class or StateType class."""
+    """A mermaid ``stateDiagram-v2`` of a registry class or StateType class.
+
+    Args:
+        x: A ``Transitions`` subclass (or instance) or a StateType class.
+
+    Returns:
+        The diagram's source text, deterministic for the same declarations.
+
+    Raises:
+        TypeError: ``x`` is neither a registry nor a StateType class with states.
+    """
     machines = _machines(x)
     prefixed = len(machines) > 1
     lines = ["stateDiagram-v2", "    direction LR"]
@@ -225,7 +235,17 @@ def _dot_quote(text: object) -> str:
 
 
 def dot(x: object) -> str:
-    """A Graphviz ``digraph`` of a registry class or StateType class."""
+    """A Graphviz ``digraph`` of a registry class or StateType class.
+
+    Args:
+        x: A ``Transitions`` subclass (or instance) or a StateType class.
+
+    Returns:
+        The diagram's source text, deterministic for the same declarations.
+
+    Raises:
+        TypeError: ``x`` is neither a registry nor a StateType class with states.
+    """
     machines = _machines(x)
     prefixed = len(machines) > 1
     lines = [

@@ -64,7 +64,8 @@ class ProtectedStateError(StateTypeError, AttributeError):
 class TransitionNotAllowed(StateTypeError):
     """A transition was called on an object it cannot apply to.
 
-    ``.verdict`` holds every reason.
+    Attributes:
+        verdict: The ``Verdict``, with every reason.
     """
 
     def __init__(self, message: str, verdict: Verdict) -> None:
@@ -75,7 +76,8 @@ class TransitionNotAllowed(StateTypeError):
 class TransitionDataInvalid(StateTypeError):
     """The data or form given to a transition did not validate.
 
-    ``.errors`` maps each field to its messages.
+    Attributes:
+        errors: Each field's name mapped to its messages.
     """
 
     def __init__(self, message: str, errors: Mapping[str, Sequence[str]]) -> None:
@@ -84,7 +86,11 @@ class TransitionDataInvalid(StateTypeError):
 
 
 class ConcurrentTransitionError(StateTypeError):
-    """Another transaction changed the state between the check and the write."""
+    """Another transaction changed the state between the check and the write.
+
+    Also raised when the row was deleted meanwhile, on a serialization
+    failure and on a deadlock; the database error is the ``__cause__``.
+    """
 
 
 class BulkNotSupported(StateTypeError):

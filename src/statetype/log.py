@@ -44,7 +44,26 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 class TransitionLogMixin:
-    """Columns of a history table; declare ``__tablename__`` on the concrete class."""
+    """Columns of a history table; declare ``__tablename__`` on the concrete class.
+
+    ``class ProjectLog(TransitionLogMixin, Base)``, then
+    ``ProjectTransitions(log=ProjectLog)`` or a ``log = ProjectLog`` class
+    attribute on the registry. One row per applied step, in the same
+    transaction as the step.
+
+    Attributes:
+        id: Autoincrement primary key; history is ordered by it.
+        table_name: The transitioned object's table.
+        object_id: Its primary key as text: ``str()`` of a single-column key,
+            a JSON array in key order for a composite key.
+        column_name: The state column's name.
+        transition: The transition's name.
+        from_value: The raw value left, as text (nullable).
+        to_value: The raw value entered, as text.
+        actor: The actor's primary key (or ``str()``) as text; None without actor.
+        created_at: When, timezone-aware UTC on every database.
+        data: The step's input data as JSON; None without any.
+    """
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     table_name: Mapped[str] = mapped_column(sa.String(255), index=True)
@@ -110,7 +129,7 @@ def jsonable(value: Any) -> Any:
 
 def history_of(log: type[Any], obj: object) -> list[Any]:
     """History rows of ``obj``, oldest first (by id)."""
-    state = sa.inspect(obj)
+    state = sa.inspect(obj, raiseerr=True)  # SQLAlchemy 2.0 types the default as Optional
     session = object_session(obj)
     if session is None or state.identity is None:
         return []

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.sql.type_api import TypeDecorator, TypeEngine, to_instance
 from typing_extensions import Self
 
@@ -124,8 +125,43 @@ else:
 class StateType(_Base, Generic[T], metaclass=_Meta):
     """A state machine that is also a SQLAlchemy column type.
 
-    Subclass as ``class ProjectState(StateType[int])`` with ``State`` members;
-    use ``ProjectState()`` as the column type.
+    Subclass as ``class ProjectState(StateType[int])`` (``int``, ``str`` or an
+    ``enum.Enum`` subclass) with ``State`` members; use ``ProjectState()`` as
+    the column type. Class access to a declared name gives its member, an
+    instance of the class; instance access on a model (``project.state``)
+    gives the current state bound to its object.
+
+    Args:
+        impl: The storage type; default inferred (``Integer`` for int,
+            ``String`` sized to the longest value for str, the type of the
+            values for an enum).
+        check: Create a CHECK constraint restricting the column to the
+            declared values (named ``ck_<table>_<column>`` unless the
+            metadata's naming convention says otherwise); default True.
+        protected: Refuse direct assignment on persistent objects, so that
+            only transitions change the state; default False.
+
+    Attributes:
+        name: The member's attribute name (``"is_draft"``).
+        value: The raw value (for an Enum-backed type, the enum member).
+        title: The title: given, else from the enum member, else humanized
+            from the name (``is_gone`` -> "Gone").
+        final: No transition may leave this state.
+        initial: Objects start here (the first declared state when none is marked).
+        known: False for a value loaded from a row that holds an undeclared value.
+        states: On the class, the plain states in declaration order; on a
+            group or conditional member, the plain states it covers.
+        groups: The groups, in declaration order.
+        conditionals: The conditional states, in declaration order.
+
+    Raises:
+        StateDefinitionError: At class creation: a value of the wrong type,
+            duplicate values, an enum not mapped 1:1, zero states, a name
+            declared twice; and when a class without states is instantiated.
+        InvalidStateValue: When a value that is not a declared plain state
+            is assigned to the column or compared with it in SQL.
+        ProtectedStateError: On assignment to a protected column of a
+            persistent object.
     """
 
     cache_ok = True
@@ -276,7 +312,11 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
 
     @classmethod
     def from_value(cls, raw: object) -> Self:
-        """The state for a raw value, enum member, member or bound value; ``InvalidStateValue`` otherwise."""
+        """The state for a raw value, enum member, member or bound value.
+
+        Raises:
+            InvalidStateValue: The value is not one of the declared plain states.
+        """
         if type(raw) is cls and raw.__dict__.get("_kind") == _STATE:
             return raw
         if isinstance(raw, _bound.BoundState) and type(raw._member) is cls and raw._member.known:
@@ -377,7 +417,14 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
             def attach(col: sa.Column[Any], table: sa.Table) -> None:
                 attach_check_constraint(self, col, table)
 
-            parent._on_table_attach(attach)
+            # Column._on_table_attach, written with public API: now if the
+            # column is in a table, else on the after_parent_attach event.
+            column: sa.Column[Any] = cast(Any, parent)  # isinstance leaves the type argument Unknown
+            table: sa.Table | None = getattr(column, "table", None)
+            if table is not None:
+                attach(column, table)
+            else:
+                event.listen(column, "after_parent_attach", attach)
 
     def _sql(self, expr: ColumnElement[Any], entity: object) -> ColumnElement[bool]:
         """This member's SQL condition on ``expr`` (a state column of ``entity``)."""

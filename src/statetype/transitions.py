@@ -57,7 +57,17 @@ _L_co = TypeVar("_L_co", bound="TransitionLogMixin", covariant=True)
 
 
 class Reason(NamedTuple):
-    """Why a transition cannot apply: ``kind`` is state, guard, permission, chain, timer or unknown."""
+    """Why a transition cannot apply; one of the ``reasons`` of a ``Verdict``.
+
+    Attributes:
+        kind: ``"state"`` (the object is not in a source state), ``"guard"``,
+            ``"permission"``, ``"chain"`` (a child step is refused), ``"timer"``
+            (a timed transition called directly) or ``"unknown"`` (the stored
+            value is not a declared state).
+        message: Readable text: a guard's docstring's first line, else its
+            humanized name; for a chain, the child's transition, object and reason.
+        obj: The object refused (for ``"chain"``, the child).
+    """
 
     kind: str
     message: str
@@ -65,7 +75,11 @@ class Reason(NamedTuple):
 
 
 class Verdict:
-    """The result of ``check()``: truthy when allowed; ``.reasons`` lists every failure."""
+    """The result of ``check()``: truthy when allowed.
+
+    Attributes:
+        reasons: Every failing ``Reason``, not only the first; empty when allowed.
+    """
 
     __slots__ = ("reasons",)
 
@@ -85,7 +99,13 @@ class Verdict:
 
 
 class PlannedStep(NamedTuple):
-    """One step of ``plan()``: the bound transition, the object and its verdict."""
+    """One step of ``plan()``.
+
+    Attributes:
+        transition: The ``BoundTransition`` the step would apply.
+        obj: The object it would apply to.
+        verdict: What ``transition.check(obj)`` says now.
+    """
 
     transition: BoundTransition[Any, Any]
     obj: object
@@ -93,7 +113,20 @@ class PlannedStep(NamedTuple):
 
 
 class AppliedStep(Generic[_M_co]):
-    """One applied step, given to ``before``/``after`` and ``after_commit`` hooks."""
+    """One applied step, given to ``before``/``after`` and ``after_commit`` hooks.
+
+    Generic in the model, so ``step.obj`` is typed in hooks.
+
+    Attributes:
+        obj: The object whose state changed.
+        transition: The ``BoundTransition`` applied.
+        from_state: The member it left; None for a set-based step whose
+            source is a group.
+        to_state: The member it entered.
+        data: The validated form data or ``data=`` mapping (empty without one).
+        actor: The actor of the top-level call (None when there is none).
+        at: When the step was applied, timezone-aware UTC.
+    """
 
     __slots__ = ("obj", "transition", "from_state", "to_state", "data", "actor", "at")
 
@@ -120,7 +153,14 @@ class AppliedStep(Generic[_M_co]):
 
 
 class Applied:
-    """What a transition call did: ``.steps`` in the order applied, ``.results`` of execute hooks."""
+    """What a transition call did.
+
+    Attributes:
+        steps: The ``AppliedStep``s in the order applied (chain children before
+            their parent).
+        results: Each execute hook's name mapped to what it returned for the
+            top-level step.
+    """
 
     __slots__ = ("steps", "results")
 
@@ -285,7 +325,30 @@ class FormFactory(_Hook):
 # ------------------------------------------------------------------ declarations
 
 class Transition(Generic[S]):
-    """A transition declared on a registry: ``publish = Transition(from_, to, ...)``."""
+    """A transition declared on a registry: ``publish = Transition(from_, to, ...)``.
+
+    Args:
+        from_: The source: a state, group or conditional state, an iterable of
+            them, or None for every non-final state.
+        to: The target, one plain state; it may be among the sources (a
+            self-loop is a normal step).
+        title: Display title (a str or a lazy string); default humanized from
+            the attribute name.
+        form: A WTForms form class (or Pydantic model where supported) that
+            the transition requires, or a callable ``(registry, obj) -> form
+            class``; default None (no input).
+        column: The state column's attribute name, needed only when the model
+            has several StateType columns the states could belong to.
+        after: For a timed transition, how long after ``since`` it becomes
+            due; it is then applied only by ``Transitions.run_due``.
+        since: The attribute (a datetime column) ``after`` counts from.
+        meta: A free mapping for views and templates, exposed as ``.meta``.
+
+    Raises:
+        StateDefinitionError: At registry class creation: a source that is
+            final, a target that is not a plain state, an unknown or
+            ambiguous column, hooks registered on another registry's transition.
+    """
 
     name: str
     registry: type[Transitions[Any, Any]]
@@ -458,7 +521,20 @@ Step = tuple["BoundTransition[Any, Any]", Any]
 
 
 class Transitions(Generic[M, A]):
-    """A registry of transitions for one model: ``class ProjectTransitions(Transitions[Project, User])``."""
+    """A registry of transitions for one model: ``class ProjectTransitions(Transitions[Project, User])``.
+
+    The type arguments are the mapped model and the actor's type. Attribute
+    access on an instance gives a ``BoundTransition`` for each ``Transition``.
+
+    Args:
+        actor: Who acts (permissions read ``self.actor``); default None.
+        log: The history model (a ``TransitionLogMixin`` subclass); default the
+            ``log`` class attribute, None for no history.
+
+    Raises:
+        StateDefinitionError: At class creation, when the registry declares
+            transitions without naming a mapped model.
+    """
 
     model: ClassVar[type[Any]]
     log: ClassVar[type[TransitionLogMixin] | None] = None
@@ -539,14 +615,28 @@ class Transitions(Generic[M, A]):
     def history(self, obj: M) -> list[TransitionLogMixin]: ...
 
     def history(self, obj: M) -> list[Any]:
-        """History rows of ``obj``, oldest first: ``list[ProjectLog]`` with ``log = ProjectLog``."""
+        """History rows of ``obj``, oldest first (by id), whichever registry wrote them.
+
+        Typed ``list[ProjectLog]`` with ``log = ProjectLog`` on the registry.
+
+        Raises:
+            StateDefinitionError: The registry has no ``log``.
+        """
         log = self.log
         if log is None:
             raise StateDefinitionError(f"{type(self).__name__} has no log; pass log= or set a log class attribute")
         return history_of(log, obj)
 
     def run_due(self, session: Session, now: dt.datetime | None = None) -> int:
-        """Apply every timed transition whose time has elapsed; returns the number of rows."""
+        """Apply every timed transition whose time has elapsed, set-based and atomically.
+
+        Args:
+            session: The session whose transaction the UPDATEs join; the caller commits.
+            now: The current time (timezone-aware); default the current UTC time.
+
+        Returns:
+            The number of rows moved, over every timed transition.
+        """
         return _operations.run_due(self, session, now)
 
     async def run_due_async(self, session: AsyncSession, now: dt.datetime | None = None) -> int:
@@ -555,7 +645,16 @@ class Transitions(Generic[M, A]):
 
 
 class BoundTransition(Generic[M, A]):
-    """A transition bound to a registry instance (and so to an actor)."""
+    """A transition bound to a registry instance, and so to an actor: ``tx.publish``.
+
+    Attributes:
+        transition: The class-level ``Transition``.
+        registry: The registry instance.
+        name: The transition's attribute name (``"publish"``).
+        title: The transition's title.
+        meta: The transition's ``meta`` mapping.
+        actor: The registry's actor.
+    """
 
     __slots__ = ("transition", "registry", "name", "_compiled")
 
@@ -597,7 +696,15 @@ class BoundTransition(Generic[M, A]):
         return self.transition.where(model)
 
     def form(self, obj: M, formdata: object = None) -> Form | None:
-        """The WTForms form for this transition bound to ``obj`` (None when it needs none)."""
+        """The WTForms form for this transition bound to ``obj`` (None when it needs none).
+
+        Args:
+            obj: Fields named like an attribute of ``obj`` start with its value.
+            formdata: Submitted data (a multidict, e.g. ``request.form``); default None.
+
+        Raises:
+            ImportError: WTForms (the ``forms`` extra) is not installed.
+        """
         from .forms import build_form  # WTForms is an optional extra: imported when a form is asked for
 
         return build_form(self, obj, formdata)
@@ -614,17 +721,46 @@ class BoundTransition(Generic[M, A]):
         return requirements_schema(self, obj)
 
     def __call__(self, obj: M, data: Mapping[str, object] | None = None, form: Form | None = None) -> Applied:
-        """Check, validate, and apply atomically (docs/transitions.md, "What atomic means").
+        """Check, validate the input, and apply atomically (docs/transitions.md, "What atomic means").
 
-        Returns :class:`Applied`. Raises :class:`TransitionNotAllowed` (with every
-        reason), :class:`TransitionDataInvalid`, :class:`ConcurrentTransitionError`,
-        :class:`StateTypeError` for a detached or deleted object, or whatever a
-        hook raised, unchanged; nothing is applied then.
+        Args:
+            obj: The object; a transient one changes in memory, its history and
+                ``after_commit`` hooks wait for its first flush.
+            data: Input validated by the transition's form; default None.
+            form: A form instance to validate instead of ``data``; default None.
+                With neither, a transition that has a form validates an empty
+                submission.
+
+        Returns:
+            ``Applied`` with the steps applied (chain included) and the
+            execute hooks' results.
+
+        Raises:
+            TransitionNotAllowed: ``check(obj)`` refuses (``.verdict`` has every reason).
+            TransitionDataInvalid: The input is invalid (``.errors``: field -> messages).
+            ConcurrentTransitionError: Another transaction changed or deleted the row first,
+                or the database reported a deadlock or serialization failure.
+            StateTypeError: The object is detached or deleted in its session.
+            Exception: Whatever a hook or the database raised, unchanged. In every
+                case nothing is applied and the caller's transaction is intact.
         """
         return _operations.apply(self, obj, data, form)
 
     def bulk(self, session: Session, *criteria: ColumnElement[bool]) -> BulkResult:
-        """Apply set-based to every row that can take it and matches ``criteria``; see ``statetype.bulk``."""
+        """Apply set-based to every row that can take it and matches ``criteria``, atomically.
+
+        One UPDATE over the source states, the guards' SQL and ``criteria``;
+        history is written set-based, ``after_commit`` hooks run per row after
+        the commit.
+
+        Returns:
+            ``BulkResult(count, ids)``: how many rows moved and their primary keys.
+
+        Raises:
+            BulkNotSupported: A guard or permission has no SQL form, the
+                transition has a chain or an execute hook without an SQL form,
+                or ``criteria`` name a table the UPDATE cannot correlate.
+        """
         return _operations.bulk(self, session, *criteria)
 
     async def bulk_async(self, session: AsyncSession, *criteria: ColumnElement[bool]) -> BulkResult:
@@ -739,7 +875,7 @@ def _plan(
 
 def _identity(obj: object) -> str:
     try:
-        state = sa.inspect(obj)
+        state = sa.inspect(obj, raiseerr=True)  # SQLAlchemy 2.0 types the default as Optional
         key = state.identity
     except Exception:
         key = None
