@@ -52,8 +52,11 @@ typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/pyright
 
+# Long concurrency runs (not in `make test`, which runs a short variant of each):
+# the slow pytest variants, then benchmarks/stress.py's figures on PostgreSQL and MariaDB.
 stress: $(STAMP)
 	STATETYPE_STRESS=1 $(BIN)/python -m pytest -p no:cacheprovider -m slow tests
+	$(BIN)/python benchmarks/stress.py $(STRESS_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -17,6 +17,7 @@ from .exceptions import (
     TransitionNotAllowed,
 )
 from .log import TransitionLogMixin
+from .retry import retry_on_conflict
 from .states import StateType
 from .transitions import (
     Applied,
@@ -45,6 +46,7 @@ __all__ = [
     "TransitionLogMixin",
     "Transitions",
     "Verdict",
+    "retry_on_conflict",
     "AfterCommitError",
     "BulkNotSupported",
     "ConcurrentTransitionError",
