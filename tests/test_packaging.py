@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # extra -> the statetype modules it enables (a module is checked once the
 # wheel holds it, so integrations being written are covered when they land)
 EXTRAS = {
-    "forms": ("statetype.forms",),
+    "forms": ("statetype._wtfields",),  # statetype.forms itself also serves Pydantic-only installs
     "alembic": ("statetype.alembic",),
     "pydantic": ("statetype.pydantic",),
 }

@@ -50,7 +50,7 @@ JUSTIFIED = {
         "the decorators (guard, permission, execute, ...) check the function's shape; "
         "the hook object keeps it as given"
     ),
-    "statetype.forms.StateSelectField.__init__(kwargs)": "forwarded unchanged to WTForms' SelectField",
+    "statetype._wtfields.StateSelectField.__init__(kwargs)": "forwarded unchanged to WTForms' SelectField",
     "statetype.forms.validate(data)": "statetype's own call into WTForms (from a transition call), not user API",
     "statetype.forms.validate(form)": "any object the caller passed as form=, checked at runtime against the form class",
     "statetype.forms.validate(return)": "the form's .data: field values of any type, passed to execute hooks",

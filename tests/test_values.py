@@ -18,6 +18,7 @@ from wtforms import Form, IntegerField
 from wtforms.validators import InputRequired
 
 from statetype import (
+    AfterCommitError,
     BulkNotSupported,
     ConcurrentTransitionError,
     InvalidStateValue,
@@ -119,25 +120,29 @@ def _errors() -> list[StateTypeError]:
         BulkNotSupported("hook"),
         TransitionNotAllowed("DocTransitions.publish refused", verdict),
         TransitionDataInvalid("invalid data: count", {"count": ["This field is required."]}),
+        AfterCommitError("the transaction was committed, but 1 after_commit hook(s) raised", [ValueError("x")]),
     ]
 
 
 def test_every_error_pickles_with_its_attributes() -> None:
-    for error in _errors():
+    errors = _errors()
+    for error in errors:
         copy = _roundtrip(error)
         assert type(copy) is type(error)
-        assert str(copy) == str(error) and copy.args == error.args
+        assert str(copy) == str(error) and repr(copy.args) == repr(error.args)
         assert copy.__dict__.keys() == error.__dict__.keys()
-    refused = _roundtrip(_errors()[-2])
+    refused = _roundtrip(errors[-3])
     assert isinstance(refused, TransitionNotAllowed)
     assert not refused.verdict
     assert [(r.kind, r.message) for r in refused.verdict.reasons] == [
-        ("state", r.message) for r in _errors()[-2].verdict.reasons  # type: ignore[attr-defined]
+        ("state", r.message) for r in errors[-3].verdict.reasons  # type: ignore[attr-defined]
     ]
     assert isinstance(refused.verdict.reasons[0].obj, Doc)
-    invalid = _roundtrip(_errors()[-1])
+    invalid = _roundtrip(errors[-2])
     assert isinstance(invalid, TransitionDataInvalid)
     assert invalid.errors == {"count": ["This field is required."]}
+    group = _roundtrip(errors[-1])
+    assert isinstance(group, AfterCommitError) and [str(e) for e in group.exceptions] == ["x"]
 
 
 def _publish_in_worker(state: int) -> object:

@@ -11,8 +11,13 @@ from typing import Any, cast
 
 from typing_extensions import TypeGuard
 
-from wtforms.fields import SelectField
-from wtforms.fields import choices as _wtforms_choices
+try:
+    from wtforms.fields import SelectField
+    from wtforms.fields import choices as _wtforms_choices
+except ModuleNotFoundError as _missing:  # an install without the extra
+    if _missing.name != "wtforms":
+        raise
+    raise ImportError("statetype.forms.StateSelectField needs WTForms: pip install 'statetype[forms]'") from _missing
 
 from .bound import CONDITIONAL, STATE, BoundState
 from .exceptions import InvalidStateValue

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from sqlalchemy import event
-from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, Mapper
+from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute
 from sqlalchemy.orm.attributes import QueryableAttribute, instance_dict, instance_state
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql import operators
@@ -271,7 +270,7 @@ class StateAttribute(InstrumentedAttribute[Any]):  # pyright: ignore[reportIncom
         return super().operate(op, *other, **kwargs)
 
 
-def _guard_setattr(class_: type[Any]) -> None:
+def guard_setattr(class_: type[Any]) -> None:
     """Route assignments through StateAttribute's checks on a class whose own ``__setattr__``
     bypasses descriptors (SQLModel table models set SQLAlchemy's attribute and
     Pydantic's ``__dict__`` directly), so validation and ``protected=`` still hold."""
@@ -289,7 +288,7 @@ def _guard_setattr(class_: type[Any]) -> None:
     type.__setattr__(class_, "__setattr__", __setattr__)
 
 
-class _ProtectedColumnProperty(ColumnProperty[Any]):
+class ProtectedColumnProperty(ColumnProperty[Any]):
     """The property of a ``protected=True`` column: ``session.merge()`` cannot change it either."""
 
     __slots__ = ()
@@ -325,43 +324,3 @@ def is_sql_expression(value: object) -> bool:
     if isinstance(value, ClauseElement):
         return True
     return hasattr(value, "__clause_element__") and not isinstance(value, (TypeEngine, BoundState))
-
-
-def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
-    from .states import StateType
-
-    manager = mapper.class_manager
-    # Mapper.columns (attribute key -> column of every column property) is
-    # set during construction; Mapper.attrs would configure every mapper.
-    for key, column in list(mapper.columns.items()):
-        column_type: StateType[Any] | None = getattr(column, "type", None)  # checked on the next line
-        if not isinstance(column_type, StateType):
-            continue
-        if column_type.__dict__.get("protected"):
-            prop = mapper.get_property_by_column(column)
-            if not isinstance(prop, _ProtectedColumnProperty):
-                prop.__class__ = _ProtectedColumnProperty
-        attr = manager.get(key)
-        if attr is None or isinstance(attr, StateAttribute):
-            continue
-        statetype = type(column_type)
-        default = None
-        column_default = getattr(column, "default", None)
-        if column_default is not None and getattr(column_default, "is_scalar", False):
-            default = statetype._coerce(column_default.arg, f"{class_.__name__}.{key}")
-        attr.__class__ = type(
-            "StateAttribute",
-            (StateAttribute,),
-            {
-                "__slots__": (),
-                "_statetype": statetype,
-                "_protected": bool(column_type.__dict__.get("protected")),
-                "_label": f"{attr.class_.__name__}.{key}",
-                "_default": default,
-            },
-        )
-        _guard_setattr(class_)
-
-
-event.listen(Mapper, "after_mapper_constructed", _instrument)
-event.listen(Mapper, "mapper_configured", _instrument)

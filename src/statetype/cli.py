@@ -43,6 +43,7 @@ from sqlalchemy.sql.elements import False_
 from sqlalchemy.types import TypeEngine
 
 from .bound import CONDITIONAL
+from .bulk import _refusals
 from .exceptions import BulkNotSupported
 from .states import StateType
 from .transitions import Transition, Transitions, _state_columns
@@ -191,8 +192,6 @@ def _never_conditions(instance: Transitions[Any, Any] | None, transition: Transi
         if source.__dict__["_kind"] == CONDITIONAL and _always_false(source.__dict__["_predicate"]):
             reasons.append(f"its source {source.name} can never hold")
     if instance is not None and transition.after is not None:
-        from .bulk import _refusals
-
         try:
             _refusals(getattr(instance, transition.name))
         except BulkNotSupported as error:

@@ -306,8 +306,8 @@ def apply(
         current = getattr(obj, compiled.key)._member
     if data is not None and not isinstance(data, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]  (runtime guard)
         raise TypeError(
-            f"{type(bound.registry).__name__}.{bound.name}: data must be a mapping of field names to values, "
-            f"not {type(data).__name__}"
+            f"{type(bound.registry).__name__}.{bound.name}: data= takes a mapping of field names to values, "
+            f"got {type(data).__name__}"
         )
     if compiled.has_form or form is not None:
         from .forms import validate  # WTForms is an optional extra: imported only when a form is involved

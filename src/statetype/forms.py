@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from typing_extensions import TypeGuard
 
 from .exceptions import TransitionDataInvalid
+from .transitions import FormFactory
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -61,8 +62,6 @@ def _label(bound: BoundTransition[Any, Any]) -> str:
 
 def form_class(bound: BoundTransition[Any, Any], obj: object) -> type[Form] | None:
     """The form class for ``obj``: the transition's ``form=``, or what its factory returns."""
-    from .transitions import FormFactory
-
     declared = bound.transition._form
     if declared is None:
         return None
@@ -201,7 +200,7 @@ def _form_for_mapping(cls: type[Any], data: Mapping[str, Any], label: str) -> An
     return form
 
 
-def iso_kind(field: Any) -> str | None:
+def iso_kind(field: object) -> str | None:
     """``date-time`` or ``date`` when ``data=`` also takes RFC 3339 text for ``field`` (see ``_parse_iso``)."""
     from wtforms.fields import DateField, DateTimeField, DateTimeLocalField, MonthField, TimeField, WeekField
 

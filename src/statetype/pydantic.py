@@ -20,8 +20,13 @@ import enum
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticCustomError, core_schema
+try:
+    from pydantic import BaseModel, ValidationError
+    from pydantic_core import PydanticCustomError, core_schema
+except ModuleNotFoundError as _missing:  # an install without the extra
+    if _missing.name not in ("pydantic", "pydantic_core"):
+        raise
+    raise ImportError("statetype.pydantic needs pydantic: pip install 'statetype[pydantic]'") from _missing
 
 from .bound import CONDITIONAL, GROUP, STATE, BoundState
 from .exceptions import InvalidStateValue, TransitionDataInvalid

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overloa
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.orm import Mapper
 from sqlalchemy.sql.type_api import TypeDecorator, TypeEngine, to_instance
 from typing_extensions import Self
 
@@ -698,3 +699,44 @@ def _build(cls: type[StateType[Any]], namespace: dict[str, Any]) -> None:
     for member in states:
         _bound.build_bound_class(member)
 
+
+# ------------------------------------------------------------------ mapping
+
+
+def _instrument(mapper: Mapper[Any], class_: type[Any]) -> None:
+    """Give every StateType column of a mapped class the StateAttribute behaviour (see statetype.bound)."""
+    manager = mapper.class_manager
+    # Mapper.columns (attribute key -> column of every column property) is
+    # set during construction; Mapper.attrs would configure every mapper.
+    for key, column in list(mapper.columns.items()):
+        column_type: StateType[Any] | None = getattr(column, "type", None)  # checked on the next line
+        if not isinstance(column_type, StateType):
+            continue
+        if column_type.__dict__.get("protected"):
+            prop = mapper.get_property_by_column(column)
+            if not isinstance(prop, _bound.ProtectedColumnProperty):
+                prop.__class__ = _bound.ProtectedColumnProperty
+        attr = manager.get(key)
+        if attr is None or isinstance(attr, _bound.StateAttribute):
+            continue
+        statetype = type(column_type)
+        default = None
+        column_default = getattr(column, "default", None)
+        if column_default is not None and getattr(column_default, "is_scalar", False):
+            default = statetype._coerce(column_default.arg, f"{class_.__name__}.{key}")
+        attr.__class__ = type(
+            "StateAttribute",
+            (_bound.StateAttribute,),
+            {
+                "__slots__": (),
+                "_statetype": statetype,
+                "_protected": bool(column_type.__dict__.get("protected")),
+                "_label": f"{attr.class_.__name__}.{key}",
+                "_default": default,
+            },
+        )
+        _bound.guard_setattr(class_)
+
+
+event.listen(Mapper, "after_mapper_constructed", _instrument)
+event.listen(Mapper, "mapper_configured", _instrument)
