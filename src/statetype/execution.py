@@ -38,7 +38,7 @@ from sqlalchemy.orm.state import InstanceState
 
 from ._atomic import Savepoint, SessionSnapshot, ObjectSnapshot, as_conflict, rollback_savepoint, session_savepoint
 from .aftercommit import on_commit
-from .bound import set_state
+from .bound import is_sql_expression, set_state
 from .exceptions import ConcurrentTransitionError, StateTypeError
 from .log import actor_text, jsonable, object_id_text
 from .transitions import (
@@ -357,7 +357,7 @@ def _apply_one(
         if not changed <= info.foldable_keys or not snapshot.unchanged_except(obj):
             # Hooks reached beyond the one row: the unit of work writes it all, inside a savepoint.
             return _apply_in_savepoint(bound, obj, data, session, snapshot, (step, results))
-        expressions = {k: state.dict[k] for k in changed if hasattr(state.dict[k], "__clause_element__")}
+        expressions = {k: state.dict[k] for k in changed if is_sql_expression(state.dict[k])}
         _write(bound, compiled, obj, state, step, session, changed, expressions)
     except BaseException as error:
         snapshot.restore()
@@ -634,7 +634,7 @@ def _apply_in_savepoint(
                 # The hooks' changes to the object's own row ride on the compare-and-set, which
                 # also finds a conflict before the unit of work writes anything else.
                 changed = _changed_keys(state, own.values, own.committed) & info.foldable_keys
-                expressions = {k: state.dict[k] for k in changed if hasattr(state.dict[k], "__clause_element__")}
+                expressions = {k: state.dict[k] for k in changed if is_sql_expression(state.dict[k])}
                 connection = session.connection(bind_arguments={"mapper": info.mapper})
                 _compare_and_set(step_bound, info, step_obj, state, step, connection, changed, expressions)
                 log = step_bound.registry.log
