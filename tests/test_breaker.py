@@ -481,3 +481,55 @@ def test_a_conflict_on_postgresql_does_not_silently_discard_the_callers_work(
     except sa.exc.SQLAlchemyError:
         return  # a loud failure keeps the contract: the caller knows its work was not committed
     assert _stored(engine)["owners"] == ["earlier"], "commit() returned normally but discarded the caller's work"
+
+
+# ---------------------------------------------------------------- joined inheritance (held)
+
+
+class Node(Base):
+    __tablename__ = "brk_node"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    label: Mapped[str] = mapped_column(sa.String(40), default="node")
+    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "node"}
+
+
+class Leaf(Node):
+    __tablename__ = "brk_leaf"
+    id: Mapped[int] = mapped_column(sa.ForeignKey("brk_node.id"), primary_key=True)
+    state: Mapped[BState] = mapped_column(BState(), default=BState.is_draft)
+    __mapper_args__ = {"polymorphic_identity": "leaf"}
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_sql_expression_on_the_parent_table_of_a_joined_subclass(db: Session, engine: sa.Engine, fail: bool) -> None:
+    class Tx(Transitions[Leaf, str]):
+        log = Log
+        archive = Transition(BState.is_draft, BState.is_archived)
+
+        @archive.execute
+        def shout(self, leaf: Leaf, data: Mapping[str, Any]) -> None:
+            leaf.label = sa.func.upper(Node.label)  # type: ignore[assignment]
+
+        def after(self, step: AppliedStep[Leaf]) -> None:
+            if fail:
+                raise Boom("after")
+
+    db.add(Leaf(id=1, label="quiet"))
+    db.commit()
+    leaf = db.get(Leaf, 1)
+    assert leaf is not None
+    _earlier_work(db)
+    if fail:
+        with pytest.raises(Boom):
+            Tx().archive(leaf)
+        assert leaf.state.is_draft and leaf.label == "quiet" and not db.dirty
+    else:
+        Tx().archive(leaf)
+        assert leaf.label == "QUIET"
+    db.commit()
+    with engine.connect() as conn:
+        node, leaf_t = Node.__table__, Leaf.__table__
+        row = conn.execute(sa.select(node.c.label, leaf_t.c.state).join_from(node, leaf_t)).one()
+    assert tuple(row) == (("quiet", BState.is_draft) if fail else ("QUIET", BState.is_archived))
+    assert _stored(engine)["owners"] == ["earlier"]
