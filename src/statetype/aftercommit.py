@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, NestedTransaction, event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from .exceptions import AfterCommitError
@@ -67,13 +67,53 @@ def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction
     session.info[_PENDING] = [(t, c) for t, c in pending if not _inside(t, previous_transaction)]
 
 
+def _external_connections(transaction: SessionTransaction | None) -> list[Connection]:
+    """Connections whose real transaction the session's root commit does not end.
+
+    A Session joined into a transaction its caller began on a Connection (the
+    "join an external transaction" recipe, ``join_transaction_mode``) commits
+    only a savepoint, or nothing, of it: the real commit is the caller's.
+    """
+    if transaction is None:
+        return []
+    found: list[Connection] = []
+    for connection, core_transaction, should_commit, _autoclose in transaction._connections.values():
+        if not should_commit or isinstance(core_transaction, NestedTransaction):
+            found.append(connection)
+    return found
+
+
+def _defer_to_connection(connection: Connection, calls: list[_Call]) -> None:
+    """Run ``calls`` when the connection's own transaction commits; drop them if it rolls back."""
+
+    # Each listener fires once; whichever comes first settles the calls, the other then does nothing.
+    settled: list[bool] = []
+
+    def committed(conn: Connection) -> None:
+        if not settled:
+            settled.append(True)
+            _run(calls)
+
+    def rolled_back(conn: Connection) -> None:
+        settled.append(True)
+
+    event.listen(connection, "commit", committed, once=True)
+    event.listen(connection, "rollback", rolled_back, once=True)
+
+
 @event.listens_for(Session, "after_commit")
 def _mark_ready(session: Session) -> None:
     if session.get_nested_transaction() is not None:
         return  # a savepoint released: its calls wait for the root
     pending = session.info.pop(_PENDING, None)
     if pending:
-        session.info[_READY] = (session.get_transaction(), [call for _, call in pending])
+        root = session.get_transaction()
+        calls = [call for _, call in pending]
+        external = _external_connections(root)
+        if external:
+            _defer_to_connection(external[0], calls)
+            return
+        session.info[_READY] = (root, calls)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -87,21 +127,26 @@ def _run_ready(session: Session, transaction: SessionTransaction) -> None:
         if ready is not None:
             session.info[_READY] = ready
         return
-    errors: list[Exception] = []
     # Inside ``with session.begin():`` the block's (now closed) transaction still guards the session
     # until the block exits; hooks must be able to load, which begins the next transaction.
     guard = getattr(session, "_trans_context_manager", None)
     session._trans_context_manager = None
     try:
-        for call in ready[1]:
-            try:
-                call()
-            except AfterCommitError as group:  # a call that runs many hooks (a bulk's rows) collected them
-                errors.extend(group.exceptions)
-            except Exception as error:  # every hook runs; the errors are raised together below
-                errors.append(error)
+        _run(ready[1])
     finally:
         session._trans_context_manager = guard
+
+
+def _run(calls: list[_Call]) -> None:
+    """Run every call, then raise their exceptions together."""
+    errors: list[Exception] = []
+    for call in calls:
+        try:
+            call()
+        except AfterCommitError as group:  # a call that runs many hooks (a bulk's rows) collected them
+            errors.extend(group.exceptions)
+        except Exception as error:  # every hook runs; the errors are raised together below
+            errors.append(error)
     if errors:
         raise AfterCommitError(
             f"the transaction was committed, but {len(errors)} after_commit hook(s) raised", errors

@@ -13,15 +13,16 @@ the source state, so a concurrent writer can never be overwritten.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapper, Session
 
-from ._atomic import Savepoint, as_conflict, flush_safely
+from ._atomic import Savepoint, flush_safely, raise_converted
 from .aftercommit import on_commit
 from .exceptions import AfterCommitError, BulkNotSupported, ConcurrentTransitionError, TransitionNotAllowed
 from .execution import table_info, utcnow
@@ -109,7 +110,9 @@ def _apply(
     criteria: Sequence[ColumnElement[bool]],
     now: dt.datetime,
     skip_locked: bool = False,
-) -> BulkResult:
+) -> tuple[BulkResult, Callable[[], None] | None]:
+    """One set-based transition, atomic with its history; returns the result and the call that
+    schedules its after_commit hooks (None without hooks), for the caller to make once all is applied."""
     _refusals(bound)
     registry = bound.registry
     transition = bound.transition
@@ -164,17 +167,15 @@ def _apply(
             _write_history(connection, cast("sa.Table", cast(Any, log).__table__), bound, info, history, now)
     except BaseException as error:
         savepoint.rollback()
-        converted = as_conflict(error, label)
-        if converted is error:
-            raise
-        raise converted from error
+        raise_converted(error, session, label)
     savepoint.release()
     all_ids = [key for _, ids in from_states for key in ids]
     _expire_loaded(session, mapper, all_ids, transition.key, info.refresh_keys, values, model)
+    schedule: Callable[[], None] | None = None
     if transition.after_commits and all_ids:
-        _schedule(session, bound, model, mapper, from_states, now)
+        schedule = functools.partial(_schedule, session, bound, model, mapper, from_states, now)
     plain_ids = [key[0] for key in all_ids] if len(pk_columns) == 1 else all_ids
-    return BulkResult(len(all_ids), plain_ids)
+    return BulkResult(len(all_ids), plain_ids), schedule
 
 
 def _update(
@@ -502,7 +503,10 @@ def bulk(bound: BoundTransition[Any, Any], session: Session, *criteria: ColumnEl
     if bound.transition.after is not None:
         message = f"{type(bound.registry).__name__}.{bound.name} is a timed transition, applied only by run_due()"
         raise TransitionNotAllowed(message, Verdict([Reason("timer", message, None)]))
-    return _apply(bound, session, criteria, utcnow())
+    result, schedule = _apply(bound, session, criteria, utcnow())
+    if schedule is not None:
+        schedule()
+    return result
 
 
 def run_due(registry: Transitions[Any, Any], session: Session, now: dt.datetime | None = None) -> int:
@@ -513,20 +517,36 @@ def run_due(registry: Transitions[Any, Any], session: Session, now: dt.datetime 
     second application impossible either way.
     """
     moment = now or utcnow()
-    total = 0
     model = type(registry).model
-    for transition in type(registry).transitions():
-        if transition.after is None:
-            continue
-        assert transition.since is not None
-        since = getattr(model, transition.since)
-        deadline = moment - transition.after
-        if deadline.tzinfo is not None and not _aware(since):
-            deadline = deadline.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        bound = cast("BoundTransition[Any, Any]", getattr(registry, transition.name))
-        dialect = session.get_bind(cast("Mapper[Any]", sa.inspect(model))).dialect
-        skip_locked = dialect.name in ("postgresql", "mysql", "mariadb")
-        total += _apply(bound, session, [since <= deadline], moment, skip_locked=skip_locked).count
+    mapper = cast("Mapper[Any]", sa.inspect(model))
+    if session.autoflush:
+        flush_safely(session)  # before the savepoint below: a flush inside it would outlive its rollback
+    connection = session.connection(bind_arguments={"mapper": mapper})
+    skip_locked = connection.dialect.name in ("postgresql", "mysql", "mariadb")
+    # All timed transitions of the call are one unit, and their hooks are scheduled once all applied.
+    savepoint = Savepoint(connection)
+    total = 0
+    schedules: list[Callable[[], None]] = []
+    try:
+        for transition in type(registry).transitions():
+            if transition.after is None:
+                continue
+            assert transition.since is not None
+            since = getattr(model, transition.since)
+            deadline = moment - transition.after
+            if deadline.tzinfo is not None and not _aware(since):
+                deadline = deadline.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            bound = cast("BoundTransition[Any, Any]", getattr(registry, transition.name))
+            result, schedule = _apply(bound, session, [since <= deadline], moment, skip_locked=skip_locked)
+            total += result.count
+            if schedule is not None:
+                schedules.append(schedule)
+    except BaseException as error:
+        savepoint.rollback()
+        raise_converted(error, session, f"{type(registry).__name__}.run_due")
+    savepoint.release()
+    for schedule in schedules:
+        schedule()
     return total
 
 

@@ -36,7 +36,14 @@ from sqlalchemy.orm import ColumnProperty, Mapper, Session, object_session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.state import InstanceState
 
-from ._atomic import Savepoint, SessionSnapshot, ObjectSnapshot, as_conflict, rollback_savepoint, session_savepoint
+from ._atomic import (
+    ObjectSnapshot,
+    Savepoint,
+    SessionSnapshot,
+    raise_converted,
+    rollback_savepoint,
+    session_savepoint,
+)
 from .aftercommit import on_commit
 from .bound import is_sql_expression, set_state
 from .exceptions import ConcurrentTransitionError, StateTypeError
@@ -343,7 +350,10 @@ def _apply_one(
     registry = bound.registry
     if not compiled.needs_snapshot:
         step = AppliedStep(obj, bound, current, compiled.to, data, registry.actor, _now(_UTC))
-        _write(bound, compiled, obj, state, step, session, (), {})
+        try:
+            _write(bound, compiled, obj, state, step, session, (), {})
+        except BaseException as error:
+            raise_converted(error, session, f"{type(registry).__name__}.{bound.name}")
         if compiled.after_commits:
             _schedule_after_commit(session, [step])
         return Applied((step,), {})
@@ -361,10 +371,7 @@ def _apply_one(
         _write(bound, compiled, obj, state, step, session, changed, expressions)
     except BaseException as error:
         snapshot.restore()
-        converted = as_conflict(error, f"{type(registry).__name__}.{bound.name}")
-        if converted is error:
-            raise
-        raise converted from error
+        raise_converted(error, session, f"{type(registry).__name__}.{bound.name}")
     if compiled.after_commits:
         _schedule_after_commit(session, [step])
     return Applied((step,), results)
@@ -395,17 +402,17 @@ def _write(
     The history row is written once the compare-and-set holds the row lock,
     so history ids follow the order in which steps really happened. A
     savepoint covers them when the history row may be rejected after the
-    compare-and-set succeeded, and on PostgreSQL (which aborts the whole
-    transaction on any failed statement) whenever a statement can fail for
-    another reason than the compare-and-set. Otherwise the single UPDATE is
-    atomic by itself: SQLite and MariaDB roll back only a failed statement.
+    compare-and-set succeeded, and always on PostgreSQL, which aborts the whole
+    transaction on any failed statement (a constraint or trigger of the
+    user's, a lock timeout). Otherwise the single UPDATE is atomic by itself:
+    SQLite and MariaDB roll back only a failed statement.
     """
     info = table_info(compiled.model, compiled.key)
     connection = session.connection(bind_arguments={"mapper": info.mapper})
     log = bound.registry.log
-    fallible = log is not None or (
-        (bool(changed) or info.fallible_state) and connection.dialect.name == "postgresql"
-    )
+    # On PostgreSQL any failed statement (a CHECK or trigger of the user's, a lock timeout)
+    # would abort the caller's transaction: always a savepoint there.
+    fallible = log is not None or connection.dialect.name == "postgresql"
     savepoint = Savepoint(connection) if fallible else None
     try:
         _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
@@ -656,10 +663,7 @@ def _apply_in_savepoint(
         nested.commit()
     except BaseException as error:
         snapshot.restore()
-        converted = as_conflict(error, f"{type(registry).__name__}.{bound.name}")
-        if converted is error:
-            raise
-        raise converted from error
+        raise_converted(error, session, f"{type(registry).__name__}.{bound.name}")
     _schedule_after_commit(session, applied)
     return Applied(applied, results)
 
