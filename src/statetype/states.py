@@ -234,6 +234,21 @@ class StateType(_Base, Generic[T], metaclass=_Meta):
             d = self.__dict__
             return hash(d["_storage"]) if "_storage" in d else object.__hash__(self)
 
+        # Members of one StateType sort by their stored values: SQLAlchemy 2.0's
+        # selectinload sorts the keys it loads by, which may be members of a
+        # StateType column that is a foreign key.
+        def __lt__(self, other):
+            d = self.__dict__
+            if "_storage" not in d or type(other) is not type(self) or "_storage" not in other.__dict__:
+                return NotImplemented
+            return d["_storage"] < other.__dict__["_storage"]
+
+        def __gt__(self, other):
+            d = self.__dict__
+            if "_storage" not in d or type(other) is not type(self) or "_storage" not in other.__dict__:
+                return NotImplemented
+            return d["_storage"] > other.__dict__["_storage"]
+
     def __init__(
         self,
         impl: TypeEngine[Any] | type[TypeEngine[Any]] | None = None,
