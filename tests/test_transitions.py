@@ -253,7 +253,12 @@ def test_fast_path_is_one_update(db: DBSession, engine: sa.Engine) -> None:
         Plain().withdraw(project)
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
-    assert [s for s in statements if s != "SELECT"] == ["UPDATE"]
+    written = [s for s in statements if s != "SELECT"]
+    if engine.dialect.name == "postgresql":
+        # Any failed statement aborts a PostgreSQL transaction: the one UPDATE runs in a savepoint.
+        assert written == ["SAVEPOINT", "UPDATE", "RELEASE"]
+    else:
+        assert written == ["UPDATE"]
     assert project.state.is_withdrawn
     assert project not in db.dirty
     db.commit()
