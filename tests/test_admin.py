@@ -7,6 +7,7 @@ Every assertion on a page is backed by one on what the database holds.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
@@ -325,3 +326,35 @@ def test_a_view_needs_the_registry_of_its_model(engine: sa.Engine) -> None:
 
     with pytest.raises(StateDefinitionError, match="Missing.transitions must be a Transitions subclass"):
         Admin(Starlette(), engine).add_view(Missing)
+
+
+def test_an_async_session_maker_works_the_same(tmp_path: Any) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = f"sqlite:///{tmp_path / 'async.db'}"
+    sync_engine = sa.create_engine(url)
+    Base.metadata.create_all(sync_engine)
+    with Session(sync_engine) as s:
+        ann = User(name="ann")
+        live = Account(name="Rivers", owner=ann, state=AccountState.is_published)
+        s.add_all([ann, live, Project(title="Rivers", account=live, editors=[ann])])
+        s.commit()
+        s.expunge(ann)
+
+    class AsyncProjectAdmin(StateAdminMixin, ModelView, model=Project):
+        transitions = ProjectTransitions
+
+        def actor(self, request: Any) -> User:
+            return ann
+
+    app = Starlette()
+    async_engine = create_async_engine(url.replace("sqlite://", "sqlite+aiosqlite://"))
+    Admin(app, async_engine).add_view(AsyncProjectAdmin)
+    with TestClient(app) as client:
+        assert _buttons(client.get("/admin/project/details/1").text) == ["publish", "delete"]
+        done = client.post("/admin/project/transition/publish/1", data={STATE: "1", "title": "R", "summary": "S"})
+        assert "Publish: Project 1 is now Published" in done.text
+        assert re.search(r"<td>Publish</td>\s*<td>Draft</td>\s*<td>Published</td>", done.text)
+    assert _state(sync_engine, 1) is ProjectState.is_published
+    asyncio.run(async_engine.dispose())
+    sync_engine.dispose()

@@ -43,15 +43,15 @@ class StateFilter:
         }
 
     async def lookups(
-        self, request: Request, model: Any, run_query: Callable[..., Any] | None = None
+        self, request: Request, model: object, run_query: Callable[..., object] | None = None
     ) -> list[tuple[str, str]]:
         """``(parameter value, label)`` pairs: every state, group and conditional state."""
         return [(name, str(member.title)) for name, member in self._members.items()]
 
-    async def get_filtered_query(self, query: Select[Any], value: Any, model: Any = None) -> Select[Any]:
+    async def get_filtered_query(self, query: Select[Any], value: object, model: object = None) -> Select[Any]:
         """``query`` narrowed to the member named ``value``; unchanged for an unknown or empty value."""
         member = self._members.get(str(value)) if value else None
         if member is None:
             return query
-        entity: Any = model if model is not None else query.column_descriptions[0]["entity"]
+        entity: object = model if model is not None else query.column_descriptions[0]["entity"]
         return query.where(getattr(entity, self.column) == member)

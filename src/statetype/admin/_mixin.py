@@ -128,13 +128,13 @@ class StateAdminMixin(_ViewBase):
                 filters.append(cast("ColumnFilter", StateFilter(column, statetype, labels.get(column))))
         return filters
 
-    async def get_list_value(self, obj: Any, prop: str, request: Request | None = None) -> tuple[Any, Any]:
+    async def get_list_value(self, obj: object, prop: str, request: Request | None = None) -> tuple[object, object]:
         """A state column's value and its state's title; other columns as the base class shows them."""
         if prop in self._state_columns and prop not in getattr(self, "_list_formatters", {}):
             return self._state_value(obj, prop)
         return await super().get_list_value(obj, prop, request)
 
-    async def get_detail_value(self, obj: Any, prop: str, request: Request | None = None) -> tuple[Any, Any]:
+    async def get_detail_value(self, obj: object, prop: str, request: Request | None = None) -> tuple[object, object]:
         """A state column's value and its state's title; other columns as the base class shows them."""
         if prop in self._state_columns and prop not in getattr(self, "_detail_formatters", {}):
             return self._state_value(obj, prop)
