@@ -21,6 +21,13 @@ the selected rows. See docs/admin.md.
 
 from __future__ import annotations
 
+try:
+    import sqladmin  # noqa: F401  # pyright: ignore[reportUnusedImport]  (checked here to name the extra)
+except ModuleNotFoundError as _missing:  # an install without the extra
+    if _missing.name not in ("sqladmin", "starlette", "jinja2", "wtforms"):
+        raise
+    raise ImportError("statetype.admin needs SQLAdmin: pip install 'statetype[admin]'") from _missing
+
 from ._filters import StateFilter
 from ._mixin import StateAdminMixin
 from ._pages import (
