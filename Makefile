@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 	@command -v dot >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
 		(apt-get install -y -q graphviz >/dev/null 2>&1 || sudo -n apt-get install -y -q graphviz >/dev/null 2>&1) || \
 		echo "note: Graphviz (dot) is not installed; the svg diagram tests will be skipped")
+	@# Debian's Chromium (and its driver) for the admin's browser test, driven by Playwright without a browser download.
+	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+		(apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || sudo -n apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) || \
+		echo "note: Chromium is not installed; the admin browser test will be skipped (required under CI=true)")
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -21,6 +21,7 @@ from mkdocs.structure.files import File, Files
 OPTIONAL = {
     "statetype.testing": "testing",
     "statetype.pydantic": "pydantic",
+    "statetype.admin": "admin",
 }
 _SRC = Path(__file__).resolve().parent.parent / "src"
 

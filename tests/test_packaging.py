@@ -11,6 +11,7 @@ fast after the first run).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -30,6 +31,7 @@ EXTRAS = {
     "forms": ("statetype._wtfields",),  # statetype.forms itself also serves Pydantic-only installs
     "alembic": ("statetype.alembic",),
     "pydantic": ("statetype.pydantic",),
+    "admin": ("statetype.admin",),
 }
 
 SMOKE = textwrap.dedent(
@@ -85,7 +87,12 @@ def _ok(args: list[str], cwd: Path, timeout: float = 120) -> str:
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """sdist and wheel built from the checkout with ``python -m build``."""
     out = tmp_path_factory.mktemp("dist")
-    _ok([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)], out, timeout=300)
+    # Built from a copy: xdist workers building in the checkout at once would share its egg-info and build/.
+    checkout = tmp_path_factory.mktemp("checkout")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, checkout / name)
+    shutil.copytree(ROOT / "src", checkout / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    _ok([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(checkout)], out, timeout=300)
     yield out
 
 
@@ -118,6 +125,7 @@ def test_wheel_contents(dist: Path) -> None:
         entry_points = wheel.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "statetype/py.typed" in names
     assert "statetype/__init__.py" in names
+    assert {"statetype/admin/templates/statetype/details.html", "statetype/admin/templates/statetype/transition.html"} <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith(("tests/", "examples/", "benchmarks/")) for n in names)
     assert "License-Expression: MIT" in metadata
@@ -163,7 +171,7 @@ def test_install_with_extra(dist: Path, tmp_path: Path, extra: str) -> None:
     assert location.startswith(str(tmp_path / "venv")), location
     demo = _ok([str(bindir / "statetype"), "demo"], work)
     assert "== SQL filters ==" in demo
-    assert ("pip install 'statetype[forms]'" in demo) is (extra != "forms")
+    assert ("pip install 'statetype[forms]'" in demo) is (extra not in ("forms", "admin"))  # SQLAdmin brings WTForms
 
 
 def _wheel_names(dist: Path) -> set[str]:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-MODULES = ("statetype", "statetype.forms", "statetype.alembic", "statetype.diagram", "statetype.mypy")
+MODULES = ("statetype", "statetype.forms", "statetype.alembic", "statetype.diagram", "statetype.mypy", "statetype.admin")
 # What ``@publish.guard`` and the other decorators return: reachable from user code.
 HOOK_CLASSES = ("Guard", "Permission", "Execute", "Chain", "AfterCommit", "FormFactory")
 DUNDERS = frozenset({"__init__", "__call__", "__get__", "__eq__", "__ne__", "__or__"})

@@ -8,6 +8,8 @@ is applied and committed in the request that asks for it:
 * 403 with every reason when the transition is refused for this user;
 * 409 when another request changed the project first (``ConcurrentTransitionError``);
 * 422 with field -> messages when the JSON body does not fit the transition's schema.
+
+The same application serves the SQLAdmin admin under ``/admin`` (``examples.api.admin``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from statetype import (
     TransitionNotAllowed,
 )
 from statetype.schema import TransitionDescription
+
+from .admin import mount_admin
 
 __all__ = [
     "ApplyOut",
@@ -206,4 +210,5 @@ def create_app(engine: sa.Engine) -> FastAPI:
         """The project's transitions, oldest first."""
         return [row for row in ProjectTransitions().history(project) if isinstance(row, ProjectLog)]
 
+    mount_admin(app, engine)
     return app

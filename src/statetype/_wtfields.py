@@ -14,6 +14,7 @@ from typing_extensions import TypeGuard
 try:
     from wtforms.fields import SelectField
     from wtforms.fields import choices as _wtforms_choices
+    from wtforms.form import BaseForm
 except ModuleNotFoundError as _missing:  # an install without the extra
     if _missing.name != "wtforms":
         raise
@@ -137,6 +138,16 @@ class StateSelectField(SelectField):
         self.states: tuple[StateType[Any], ...] = _offered(statetype, states)
         checks = None if validators is None else list(validators)  # WTForms' stubs take a list or tuple
         super().__init__(label, checks, coerce=_Coerce(statetype), choices=self._state_choices(), **kwargs)
+
+    def pre_validate(self, form: BaseForm) -> None:
+        """Check the choice, unless the value did not coerce: its error says it all.
+
+        WTForms 3.3 skips the choice check after a coercion error; 3.2 (which
+        SQLAdmin pins) would add "Not a valid choice." to it. Both read alike here.
+        """
+        if self.process_errors:
+            return
+        super().pre_validate(form)
 
     def _state_choices(self) -> list[Any]:
         pairs = [(str(m.__dict__["_storage"]), str(m.title)) for m in self.states]
