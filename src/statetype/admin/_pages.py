@@ -249,7 +249,7 @@ def plan_entries(bound: BoundTransition[Any, Any], obj: object) -> list[PlanEntr
 
 
 def _identity(obj: object) -> str:
-    identity = sa.inspect(obj).identity
+    identity = sa.inspect(obj, raiseerr=True).identity
     if identity is None:
         return "(new)"
     return str(identity[0]) if len(identity) == 1 else ";".join(str(v) for v in identity)
@@ -294,7 +294,7 @@ def bulk_apply(
                 cast("tuple[object, ...]", r) if isinstance(r, tuple) else (r,) for r in result.ids
             }
             for obj in objects:
-                identity = sa.inspect(obj).identity
+                identity = sa.inspect(obj, raiseerr=True).identity
                 if identity is not None and tuple(identity) in done:
                     continue
                 session.refresh(obj)
