@@ -206,8 +206,9 @@ class SessionSnapshot:
             self.deleted: list[object] = []
             self.modified: set[InstanceState[Any]] = set()
             return
-        self.new = list(session.new)
-        self.deleted = list(session.deleted)
+        # The session's own dicts: its ``new``/``deleted`` properties build an IdentitySet per call.
+        self.new = list(session._new.values())
+        self.deleted = list(session._deleted.values())
         self.modified = set(session.identity_map._modified)
         for obj in self.new:
             state = instance_state(obj)
