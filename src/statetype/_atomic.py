@@ -36,7 +36,7 @@ from .exceptions import ConcurrentTransitionError
 
 __all__ = [
     "ObjectSnapshot", "Savepoint", "SessionSnapshot", "as_conflict", "conflict", "ensure_transaction", "flush_safely",
-    "raise_converted",
+    "raise_converted", "set_modified",
     "rollback_savepoint", "session_savepoint", "transaction_lost",
 ]
 
@@ -154,10 +154,11 @@ class ObjectSnapshot:
         state.expired = self.expired
         state.expired_attributes.clear()
         state.expired_attributes.update(self.expired_attributes)
-        _set_modified(state, self.modified)
+        set_modified(state, self.modified)
 
 
-def _set_modified(state: InstanceState[Any], modified: bool) -> None:
+def set_modified(state: InstanceState[Any], modified: bool) -> None:
+    """Set an object's "has unflushed changes" flag and its membership in the identity map's modified set."""
     state.modified = modified
     identity_map = state._instance_dict()
     if identity_map is not None:
@@ -179,7 +180,7 @@ def _revert(state: InstanceState[Any]) -> None:
         else:
             current[key] = original
     state.committed_state.clear()
-    _set_modified(state, False)
+    set_modified(state, False)
     if expire:
         state._expire_attributes(current, expire)
 

@@ -43,6 +43,7 @@ from ._atomic import (
     raise_converted,
     rollback_savepoint,
     session_savepoint,
+    set_modified,
 )
 from .aftercommit import on_commit
 from .bound import is_sql_expression, set_state
@@ -367,7 +368,7 @@ def _apply_one(
         if not changed <= info.foldable_keys or not snapshot.unchanged_except(obj):
             # Hooks reached beyond the one row: the unit of work writes it all, inside a savepoint.
             return _apply_in_savepoint(bound, obj, data, session, snapshot, (step, results))
-        expressions = {k: state.dict[k] for k in changed if is_sql_expression(state.dict[k])}
+        expressions = _sql_expressions(state, changed)
         _write(bound, compiled, obj, state, step, session, changed, expressions)
     except BaseException as error:
         snapshot.restore()
@@ -415,9 +416,7 @@ def _write(
     fallible = log is not None or connection.dialect.name == "postgresql"
     savepoint = Savepoint(connection) if fallible else None
     try:
-        _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
-        if log is not None:
-            _insert_history(connection, log, info, bound, state, step)
+        _cas_and_history(bound, info, obj, state, step, connection, changed, expressions)
     except BaseException:
         if savepoint is not None:
             savepoint.rollback()
@@ -438,7 +437,8 @@ def _compare_and_set(
     connection: sa.Connection,
     changed: frozenset[str] | tuple[()],
     expressions: dict[str, Any],
-) -> None:
+) -> tuple[Any, ...]:
+    """Run the compare-and-set; returns the object's primary key. Raises ConcurrentTransitionError."""
     old = cast("StateType[Any]", step.from_state)
     params: dict[str, Any] = {"st_new": step.to_state, "st_old": old}
     identity = state.identity
@@ -470,6 +470,7 @@ def _compare_and_set(
         raise ConcurrentTransitionError(f"{label} {detail} in the database; another transaction changed it first")
     if "st_ver_new" in params:
         values[info.version_key] = params["st_ver_new"]  # type: ignore[index]
+    return tuple(identity)
 
 
 def _committed(
@@ -490,10 +491,7 @@ def _committed(
         committed.append(info.version_key)
     state._commit(values, committed)
     if not state.committed_state and state.modified:
-        state.modified = False
-        identity_map = state._instance_dict()
-        if identity_map is not None:
-            identity_map._modified.discard(state)
+        set_modified(state, False)  # everything the step changed is in the database now
     # A rollback of the caller's transaction or savepoint expires it, as after a flush.
     session._register_altered([state])
     expire = [*info.refresh_keys, *expressions]
@@ -508,13 +506,32 @@ def _insert_history(
     log: type[Any],
     info: _TableInfo,
     bound: BoundTransition[Any, Any],
-    state: InstanceState[Any],
+    identity: tuple[Any, ...],
     step: AppliedStep[Any],
 ) -> None:
-    identity = state.identity
-    if identity is None:
-        raise ConcurrentTransitionError(f"{type(step.obj).__name__} has no identity; it was deleted")
-    connection.execute(sa.insert(cast("sa.Table", log.__table__)), _history_row(info, bound, tuple(identity), step))
+    connection.execute(sa.insert(cast("sa.Table", log.__table__)), _history_row(info, bound, identity, step))
+
+
+def _cas_and_history(
+    bound: BoundTransition[Any, Any],
+    info: _TableInfo,
+    obj: object,
+    state: InstanceState[Any],
+    step: AppliedStep[Any],
+    connection: sa.Connection,
+    changed: frozenset[str] | tuple[()],
+    expressions: dict[str, Any],
+) -> None:
+    """The compare-and-set, then (once it holds the row lock) the history row."""
+    identity = _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
+    log = bound.registry.log
+    if log is not None:
+        _insert_history(connection, log, info, bound, identity, step)
+
+
+def _sql_expressions(state: InstanceState[Any], changed: frozenset[str]) -> dict[str, Any]:
+    """The changed attributes a hook assigned SQL to: the database evaluates them."""
+    return {k: state.dict[k] for k in changed if is_sql_expression(state.dict[k])}
 
 
 def _history_row(info: _TableInfo, bound: BoundTransition[Any, Any], identity: tuple[Any, ...], step: AppliedStep[Any]) -> dict[str, Any]:
@@ -641,12 +658,9 @@ def _apply_in_savepoint(
                 # The hooks' changes to the object's own row ride on the compare-and-set, which
                 # also finds a conflict before the unit of work writes anything else.
                 changed = _changed_keys(state, own.values, own.committed) & info.foldable_keys
-                expressions = {k: state.dict[k] for k in changed if is_sql_expression(state.dict[k])}
+                expressions = _sql_expressions(state, changed)
                 connection = session.connection(bind_arguments={"mapper": info.mapper})
-                _compare_and_set(step_bound, info, step_obj, state, step, connection, changed, expressions)
-                log = step_bound.registry.log
-                if log is not None:
-                    _insert_history(connection, log, info, step_bound, state, step)
+                _cas_and_history(step_bound, info, step_obj, state, step, connection, changed, expressions)
                 _committed(session, info, step_obj, state, step, changed, expressions)
                 session.flush()
                 if compiled.has_after:
@@ -718,7 +732,7 @@ def _write_deferred(session: Session, flush_context: Any) -> None:
         mapper = info.mapper
         identity = mapper.primary_key_from_instance(step.obj)
         connection = session.connection(bind_arguments={"mapper": mapper})
-        connection.execute(sa.insert(cast("sa.Table", cast(Any, log).__table__)), _history_row(info, bound, tuple(identity), step))
+        _insert_history(connection, log, info, bound, tuple(identity), step)
     _schedule_after_commit(session, steps)
 
 
