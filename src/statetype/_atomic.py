@@ -44,7 +44,8 @@ _names = itertools.count(1)
 
 # SQLSTATEs and driver codes that mean "another transaction got in the way".
 _PG_CONFLICTS = {"40001": "serialization failure", "40P01": "deadlock", "55P03": "lock not available"}
-_MYSQL_CONFLICTS = {1213: "deadlock", 1205: "lock wait timeout", 1020: "record changed since last read"}
+_INNODB_DEADLOCK = 1213  # InnoDB rolls the whole transaction back, savepoints included
+_MYSQL_CONFLICTS = {_INNODB_DEADLOCK: "deadlock", 1205: "lock wait timeout", 1020: "record changed since last read"}
 _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
 
@@ -284,7 +285,7 @@ def transaction_lost(error: BaseException) -> bool:
     if not isinstance(error, DBAPIError):
         return False
     args: Any = getattr(error.orig, "args", ())
-    return bool(args) and args[0] == 1213
+    return bool(args) and args[0] == _INNODB_DEADLOCK
 
 
 def _abandon(session: Session, error: BaseException) -> None:

@@ -24,7 +24,6 @@ transaction is committed either way, and the session stays usable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import Connection, NestedTransaction, event
 from sqlalchemy.orm import Session, SessionTransaction
@@ -151,9 +150,3 @@ def _run(calls: list[_Call]) -> None:
         raise AfterCommitError(
             f"the transaction was committed, but {len(errors)} after_commit hook(s) raised", errors
         )
-
-
-def pending_count(session: Session) -> int:
-    """How many calls wait for the root commit (for tests and diagnostics)."""
-    pending: list[Any] = session.info.get(_PENDING, [])
-    return len(pending)
