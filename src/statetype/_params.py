@@ -89,6 +89,9 @@ def _before_cursor_execute(
     return statement, _one(parameters)
 
 
+guard = _before_cursor_execute  # statetype._raw knows it: statements without members need not pass it
+
+
 def install() -> None:
     """Listen on every Engine (once)."""
     if not event.contains(Engine, "before_cursor_execute", _before_cursor_execute):

@@ -34,8 +34,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import ColumnProperty, Mapper, Session, object_session
 from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.session import SessionTransactionState, _sessions
 from sqlalchemy.orm.state import InstanceState
 
+from . import _raw
 from ._atomic import (
     ObjectSnapshot,
     Savepoint,
@@ -68,6 +70,8 @@ __all__ = ["apply", "table_info", "utcnow"]
 
 _MISSING = object()
 
+_ACTIVE = SessionTransactionState.ACTIVE
+_get_bind = Session.get_bind
 _now = dt.datetime.now
 _UTC = dt.timezone.utc
 
@@ -86,6 +90,7 @@ class _TableInfo:
     __slots__ = (
         "table", "state_column", "pk", "foldable", "foldable_keys", "refresh_keys", "statements", "mapper",
         "compiled", "version_key", "version_column", "version_generator", "fallible_state",
+        "pk_params", "value_params",
     )
 
     def __init__(self, model: type[Any], key: str) -> None:
@@ -119,21 +124,25 @@ class _TableInfo:
         for column in table.primary_key.columns:
             self.pk.append((mapper.get_property_by_column(column).key, column))
         self.foldable_keys = frozenset(k for k, _ in self.foldable)
+        self.pk_params = tuple(f"st_pk_{i}" for i in range(len(self.pk)))
+        self.value_params = {k: f"st_v_{k}" for k, _ in self.foldable}
         self.refresh_keys = tuple(refresh)
         # A state column that is also a foreign key can be rejected by the database.
         self.fallible_state = bool(state_column.foreign_keys)
         self.statements: dict[frozenset[str], sa.Update] = {}
+        # (changed columns, dialect) -> (SQL, (parameter name, bind processor or None) in order, positional)
         self.compiled: dict[
-            tuple[frozenset[str], object], tuple[str, tuple[str, ...] | None, dict[str, Callable[[Any], Any]]]
+            tuple[frozenset[str], object], tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...], bool]
         ] = {}
 
     def execute(self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any]) -> int:
         """Run the compare-and-set UPDATE; returns the matched row count.
 
-        The statement is compiled once per dialect and sent with
-        ``exec_driver_sql``, which keeps SQLAlchemy's events and logging but
-        skips the per-call compile-cache lookup and parameter processing that
-        make ``execute()`` cost twice as much for this one hot statement.
+        The statement is compiled once per dialect and sent by
+        :func:`statetype._raw.run`: straight to a DBAPI cursor when nothing
+        listens to the connection, else with ``exec_driver_sql`` (which keeps
+        SQLAlchemy's events and logging). Either way it skips the per-call
+        compile-cache lookup and parameter processing of ``execute()``.
         """
         dialect = connection.dialect
         entry = self.compiled.get((changed, dialect))
@@ -141,23 +150,24 @@ class _TableInfo:
             compiled = self.statement(changed).compile(dialect=dialect)
             if compiled.update_prefetch:
                 # Python-side onupdate defaults need an execution context: let Core run the statement.
-                self.compiled[(changed, dialect)] = ("", None, {})
+                self.compiled[(changed, dialect)] = ("", (), False)
                 return connection.execute(self.statement(changed), params).rowcount
-            found: dict[str, Callable[[Any], Any]] = {}
-            for name, proc in compiled._bind_processors.items():
-                if callable(proc):
-                    found[name] = proc
-            order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-            entry = self.compiled[(changed, dialect)] = (compiled.string, order, found)
-        sql, positional, processors = entry
+            processors: Mapping[str, object] = compiled._bind_processors
+            names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else tuple(compiled.binds)
+            binders: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
+                (name, cast("Callable[[Any], Any]", proc) if callable(proc := processors.get(name)) else None)
+                for name in names
+            )
+            entry = (compiled.string, binders, compiled.positional)
+            self.compiled[(changed, dialect)] = entry
+        sql, binders, positional = entry
         if not sql:
             return connection.execute(self.statement(changed), params).rowcount
-        processed = {name: processors[name](value) if name in processors else value for name, value in params.items()}
-        if positional is not None:
-            result = connection.exec_driver_sql(sql, tuple(processed[name] for name in positional))
+        if positional:
+            args: Any = tuple([params[name] if proc is None else proc(params[name]) for name, proc in binders])
         else:
-            result = connection.exec_driver_sql(sql, processed)
-        return result.rowcount
+            args = {name: params[name] if proc is None else proc(params[name]) for name, proc in binders}
+        return _raw.run(connection, sql, args)
 
     def execute_expressions(
         self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any], expressions: dict[str, Any]
@@ -299,7 +309,10 @@ def apply(
         state = instance_state(obj)
     except AttributeError:
         raise TypeError(f"{bound!r} applies to {compiled.model.__name__} objects, not {type(obj).__name__}") from None
-    session = _session_of(bound, obj, state) if state.session_id is not None or state.key is not None else None
+    session_id = state.session_id
+    session = _sessions.get(session_id) if session_id is not None else None
+    if session is None or state._deleted or state in session._deleted:  # pyright: ignore[reportPrivateUsage]
+        session = _session_of(bound, obj, state) if session_id is not None or state.key is not None else None
     values = state.dict
     current = values.get(compiled.key)
     if not (
@@ -360,8 +373,12 @@ def _apply_one(
         return Applied((step,), {})
     snapshot = SessionSnapshot(session, (obj,))
     try:
-        with session.no_autoflush:
-            step, results = _run_hooks(bound, obj, data)
+        autoflush = session.autoflush
+        session.autoflush = False  # no_autoflush, without a context manager per step
+        try:
+            step, results = _run_hooks(bound, obj, data, compiled, current)
+        finally:
+            session.autoflush = autoflush
         own = snapshot.objects[id(state)]
         changed = _changed_keys(state, own.values, own.committed)
         info = table_info(compiled.model, compiled.key)
@@ -409,7 +426,7 @@ def _write(
     SQLite and MariaDB roll back only a failed statement.
     """
     info = table_info(compiled.model, compiled.key)
-    connection = session.connection(bind_arguments={"mapper": info.mapper})
+    connection = _connection(session, info.mapper)
     log = bound.registry.log
     # On PostgreSQL any failed statement (a CHECK or trigger of the user's, a lock timeout)
     # would abort the caller's transaction: always a savepoint there.
@@ -428,6 +445,27 @@ def _write(
         bound.registry.after(step)
 
 
+def _connection(session: Session, mapper: Mapper[Any]) -> sa.Connection:
+    """``session.connection()`` for ``mapper``, without its per-call bookkeeping once the transaction has one.
+
+    Only for the common case (one bind, no ``get_bind`` override) and an
+    active transaction; anything else asks the session.
+    """
+    transaction = session._transaction  # pyright: ignore[reportPrivateUsage]
+    bind = session.bind
+    if (
+        transaction is not None
+        and bind is not None
+        and transaction._state is _ACTIVE  # pyright: ignore[reportPrivateUsage]
+        and not session.binds
+        and type(session).get_bind is _get_bind
+    ):
+        entry = transaction._connections.get(bind)  # pyright: ignore[reportPrivateUsage]
+        if entry is not None:
+            return entry[0]
+    return session.connection(bind_arguments={"mapper": mapper})
+
+
 def _compare_and_set(
     bound: BoundTransition[Any, Any],
     info: _TableInfo,
@@ -444,12 +482,14 @@ def _compare_and_set(
     identity = state.identity
     if identity is None:
         raise ConcurrentTransitionError(f"{type(obj).__name__} has no identity; it was deleted")
-    for i, value in enumerate(identity):
-        params[f"st_pk_{i}"] = value
+    for name, value in zip(info.pk_params, identity):
+        params[name] = value
     values = state.dict
-    for attr_key in changed:
-        if attr_key not in expressions:
-            params[f"st_v_{attr_key}"] = values[attr_key]
+    if changed:
+        names = info.value_params
+        for attr_key in changed:
+            if attr_key not in expressions:
+                params[names[attr_key]] = values[attr_key]
     if info.version_key is not None:
         old_version = state.committed_state.get(info.version_key, values.get(info.version_key, _MISSING))
         if old_version is _MISSING:
@@ -486,18 +526,21 @@ def _committed(
     values = state.dict
     key = step.transition.transition.key
     values[key] = step.to_state
-    committed = [key, *changed]
-    if info.version_key is not None:
-        committed.append(info.version_key)
-    state._commit(values, committed)
+    if changed or info.version_key is not None:
+        committed = [key, *changed]
+        if info.version_key is not None:
+            committed.append(info.version_key)
+        state._commit(values, committed)
+    else:
+        state._commit(values, (key,))
     if not state.committed_state and state.modified:
         set_modified(state, False)  # everything the step changed is in the database now
     # A rollback of the caller's transaction or savepoint expires it, as after a flush.
-    session._register_altered([state])
-    expire = [*info.refresh_keys, *expressions]
-    if info.version_key is not None and info.version_generator is False:
-        expire.append(info.version_key)
-    if expire:
+    session._register_altered((state,))
+    if info.refresh_keys or expressions or (info.version_key is not None and info.version_generator is False):
+        expire = [*info.refresh_keys, *expressions]
+        if info.version_key is not None and info.version_generator is False:
+            expire.append(info.version_key)
         session.expire(obj, expire)
 
 
@@ -572,14 +615,20 @@ def _steps(
 
 
 def _run_hooks(
-    bound: BoundTransition[Any, Any], obj: object, data: Mapping[str, Any]
+    bound: BoundTransition[Any, Any],
+    obj: object,
+    data: Mapping[str, Any],
+    compiled: _Compiled | None = None,
+    current: StateType[Any] | None = None,
 ) -> tuple[AppliedStep[Any], dict[str, object]]:
     """``before``, then execute hooks (old state still visible), then step values."""
     registry = bound.registry
     transition = bound.transition
-    compiled = _compiled(bound)
-    current = getattr(obj, transition.key)
-    step = AppliedStep(obj, bound, current._member, transition.to, data, registry.actor, utcnow())
+    if compiled is None:
+        compiled = _compiled(bound)
+    if current is None:
+        current = getattr(obj, transition.key)._member
+    step = AppliedStep(obj, bound, current, transition.to, data, registry.actor, _now(_UTC))
     if compiled.has_before:
         registry.before(step)
     results: dict[str, object] = {}

@@ -1,0 +1,87 @@
+"""Statements statetype compiled itself, sent straight to the DBAPI cursor when nothing listens.
+
+``Connection.exec_driver_sql`` builds an execution context and a result
+object per call: about 15-25 us on SQLite, three to five times the cost of
+the UPDATE by primary key it sends (docs/performance.md). A per-row
+transition sends one or two such statements, compiled once per dialect, with
+parameters already converted by the column types' bind processors.
+
+When the connection does not echo and nobody listens to its statement or
+cursor events (statetype's own parameter guard aside: these parameters hold
+no member), :func:`run` hands the statement to a DBAPI cursor itself.
+Everything else the application can observe stays as with
+``exec_driver_sql``: a driver error goes through SQLAlchemy's own error
+handling (wrapped in :class:`sqlalchemy.exc.DBAPIError`, ``handle_error``
+listeners run, a disconnect invalidates the pool), and the statement runs
+in the connection's transaction. With a listener or ``echo=True`` the
+statement goes through ``exec_driver_sql``, so loggers, tracers and
+fault injectors see every statement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine.interfaces import DBAPICursor
+
+from ._params import guard
+
+__all__ = ["insert", "quiet", "run"]
+
+
+def quiet(connection: sa.Connection) -> bool:
+    """True when no logger or listener would see a statement sent on ``connection``.
+
+    Listeners on the connection itself set its ``_has_events``; those on its
+    Engine (or the Engine class) sit in the engine's listener collections,
+    whose lengths are read without calling into Python.
+    """
+    if connection._echo or connection._has_events:  # pyright: ignore[reportPrivateUsage]
+        return False
+    dispatch: Any = connection.engine.dispatch
+    before_execute = dispatch.before_execute
+    after_execute = dispatch.after_execute
+    after_cursor = dispatch.after_cursor_execute
+    before_cursor = dispatch.before_cursor_execute
+    if (
+        before_execute.parent_listeners or before_execute.listeners
+        or after_execute.parent_listeners or after_execute.listeners
+        or after_cursor.parent_listeners or after_cursor.listeners
+        or before_cursor.listeners
+    ):
+        return False
+    listeners = before_cursor.parent_listeners
+    return not listeners or (len(listeners) == 1 and listeners[0] is guard)
+
+
+def run(connection: sa.Connection, sql: str, params: Any) -> int:
+    """Execute ``sql`` with ``params`` (already in the driver's paramstyle); returns the rowcount.
+
+    Raises what ``exec_driver_sql`` would raise for a driver error.
+    """
+    if not quiet(connection):
+        return connection.exec_driver_sql(sql, params).rowcount
+    cursor = _execute(connection, sql, params)
+    count: int = cursor.rowcount
+    cursor.close()
+    return count
+
+
+def insert(connection: sa.Connection, sql: str, params: Any) -> Any:
+    """Execute the INSERT ``sql`` of one row; returns the new row's ``lastrowid`` (SQLite, MySQL/MariaDB)."""
+    if not quiet(connection):
+        return connection.exec_driver_sql(sql, params).lastrowid
+    cursor = _execute(connection, sql, params)
+    row_id = cursor.lastrowid
+    cursor.close()
+    return row_id
+
+
+def _execute(connection: sa.Connection, sql: str, params: Any) -> DBAPICursor:
+    cursor: DBAPICursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+    except BaseException as error:
+        connection._handle_dbapi_exception(error, sql, params, cursor, None)  # pyright: ignore[reportPrivateUsage]
+    return cursor
