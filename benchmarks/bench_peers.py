@@ -1,6 +1,10 @@
 """Peers, in one run with statetype: an in-memory transition (publish then
 unpublish on a mapped instance) in sqlalchemy-fsm and python-statemachine,
-against the same hand-written check-and-assign on a plain Integer column.
+against the same hand-written check-and-assign on a plain Integer column; and
+(``peers-persisted``) 10k per-row persisted transitions in ``transitions``
+(one Machine shared by every row) and sqlalchemy-fsm, against the hand-written
+ORM loop that the ``persisted`` group compares statetype with. The peers
+offer neither a compare-and-set nor history.
 
 The peers' ratios are informational (no target of ours applies to them); the
 statetype line repeats the ``transitions`` group's measurement so that the
@@ -9,13 +13,14 @@ three read side by side.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from harness import Result, Settings, benchmark, compare_timeit
-from models import BenchState, PlainRow, StatedRow
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from models import NOW, Base, BenchState, PlainRow, StatedRow
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 INFORMATIONAL = float("inf")
 
@@ -75,3 +80,118 @@ def peers(settings: Settings) -> Iterator[Result]:
         ours, baseline = compare_timeit(stmt, baseline_stmt, namespace, n, settings.repeats)
         target = 3.0 if label == "statetype" else INFORMATIONAL
         yield Result(f"{label}: in-memory publish+unpublish vs int check-and-assign, {n:,}x", ours, baseline, target)
+
+
+if MISSING is None:
+
+    class MachineRow(PeerBase):
+        """A row driven by the ``transitions`` library: one Machine shared by every row, state as text."""
+
+        __tablename__ = "peer_machine_row"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str] = mapped_column(sa.String(50))
+        status: Mapped[str] = mapped_column(sa.String(20))
+        start_at: Mapped[dt.datetime | None]
+
+        def has_title(self) -> bool:
+            return bool(self.title)
+
+        def stamp(self) -> None:
+            self.start_at = NOW
+
+    class FsmHookedRow(PeerBase):
+        __tablename__ = "peer_fsm_hooked_row"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str] = mapped_column(sa.String(50))
+        state = sa.Column(FSMField, nullable=False, default="draft")
+        start_at: Mapped[dt.datetime | None]
+
+        @transition(source="draft", target="published", conditions=[lambda row: bool(row.title)])
+        def publish(self) -> None:
+            self.start_at = NOW
+
+    class FsmPlainRow(PeerBase):
+        __tablename__ = "peer_fsm_plain_row"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str] = mapped_column(sa.String(50))
+        state = sa.Column(FSMField, nullable=False, default="draft")
+
+        @transition(source="draft", target="published")
+        def publish(self) -> None:
+            pass
+
+
+@benchmark("peers-persisted", order=45)
+def peers_persisted(settings: Settings) -> Iterator[Result]:
+    """10k per-row persisted transitions in the peers, against the same hand-written ORM loop as ``persisted``."""
+    if MISSING is not None:
+        print(f"peers-persisted: skipped ({MISSING})")
+        return
+    from bench_transitions import _timed_with_setup
+    from transitions import Machine
+
+    rows = 500 if settings.quick else 10_000
+    engine = sa.create_engine(f"sqlite:///{settings.tmpdir / 'peers.db'}")
+    PeerBase.metadata.create_all(engine)
+    Base.metadata.create_all(engine)
+    data = [{"id": i, "title": f"row {i}", "start_at": None} for i in range(1, rows + 1)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(PlainRow), [{**d, "state": 1} for d in data])
+        conn.execute(sa.insert(MachineRow), [{**d, "status": "draft"} for d in data])
+        conn.execute(sa.insert(FsmHookedRow), [{**d, "state": "draft"} for d in data])
+        conn.execute(sa.insert(FsmPlainRow), [{"id": d["id"], "title": d["title"], "state": "draft"} for d in data])
+
+    def load(model: type[Any]) -> Callable[[], tuple[Session, list[Any]]]:
+        def setup() -> tuple[Session, list[Any]]:
+            with engine.begin() as conn:
+                conn.execute(sa.update(PlainRow).values(state=1, start_at=None))
+                conn.execute(sa.update(MachineRow).values(status="draft", start_at=None))
+                conn.execute(sa.update(FsmHookedRow).values(state="draft", start_at=None))
+                conn.execute(sa.update(FsmPlainRow).values(state="draft"))
+            session = Session(engine)
+            return session, list(session.scalars(sa.select(model).order_by(model.id)))
+
+        return setup
+
+    def loop(step: Callable[[Any], object]) -> Callable[[tuple[Session, list[Any]]], None]:
+        def run(prepared: tuple[Session, list[Any]]) -> None:
+            session, objs = prepared
+            for obj in objs:
+                step(obj)
+            session.commit()
+            session.close()
+
+        return run
+
+    def by_hand(obj: PlainRow) -> None:
+        if obj.state == 1:
+            obj.state = 2
+
+    def by_hand_hooked(obj: PlainRow) -> None:
+        if obj.state == 1 and obj.title:
+            obj.start_at = NOW
+            obj.state = 2
+
+    plain_machine = Machine(
+        model=None, states=["draft", "published"], initial=None, auto_transitions=False, model_attribute="status",
+        transitions=[{"trigger": "publish", "source": "draft", "dest": "published"}],
+    )
+    hooked_machine = Machine(
+        model=None, states=["draft", "published"], initial=None, auto_transitions=False, model_attribute="status",
+        transitions=[
+            {"trigger": "publish", "source": "draft", "dest": "published", "conditions": "has_title", "before": "stamp"}
+        ],
+    )
+    plain_event = plain_machine.events["publish"]
+    hooked_event = hooked_machine.events["publish"]
+    baseline = _timed_with_setup(load(PlainRow), loop(by_hand), settings.repeats)
+    baseline_hooked = _timed_with_setup(load(PlainRow), loop(by_hand_hooked), settings.repeats)
+    for label, model, step, base in [
+        ("transitions (shared Machine)", MachineRow, plain_event.trigger, baseline),
+        ("transitions (shared Machine), guard + stamping hook", MachineRow, hooked_event.trigger, baseline_hooked),
+        ("sqlalchemy-fsm", FsmPlainRow, lambda row: row.publish.set(), baseline),
+        ("sqlalchemy-fsm, guard + stamping hook", FsmHookedRow, lambda row: row.publish.set(), baseline_hooked),
+    ]:
+        ours = _timed_with_setup(load(model), loop(step), settings.repeats)
+        yield Result(f"{label}: {rows:,} per-row, one commit, vs ORM loop", ours, base, INFORMATIONAL)
+    engine.dispose()

@@ -23,7 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["GROUPS", "Result", "Settings", "benchmark", "compare", "compare_timeit"]
+__all__ = ["GROUPS", "Result", "Settings", "Timing", "benchmark", "compare", "compare_timeit", "timing"]
+
+
+class Timing(float):
+    """A median in seconds that remembers the samples it was taken from (for min/max in the results file)."""
+
+    samples: tuple[float, ...]
+
+
+def timing(samples: Iterable[float]) -> Timing:
+    """The median of ``samples``, carrying them."""
+    kept = tuple(samples)
+    median = Timing(statistics.median(kept))
+    median.samples = kept
+    return median
 
 
 @dataclass(frozen=True)
@@ -39,9 +53,10 @@ class Settings:
 
 class Result(NamedTuple):
     label: str
-    ours: float  # median seconds, statetype
-    baseline: float  # median seconds, plain SQLAlchemy
+    ours: float  # median seconds (or bytes, see unit), statetype
+    baseline: float  # median seconds (or bytes), plain SQLAlchemy
     target: float  # the ratio ours / baseline must not exceed
+    unit: str = "s"  # "s": ours/baseline are seconds; "B": bytes
 
     @property
     def ratio(self) -> float:
@@ -109,7 +124,7 @@ def compare(
         else:
             ours_times.append(_timed(ours))
             baseline_times.append(_timed(baseline))
-    return statistics.median(ours_times), statistics.median(baseline_times)
+    return timing(ours_times), timing(baseline_times)
 
 
 def compare_timeit(
@@ -125,4 +140,4 @@ def compare_timeit(
     for _ in range(repeats):
         ours_times.append(ours_timer.timeit(number))
         baseline_times.append(baseline_timer.timeit(number))
-    return statistics.median(ours_times), statistics.median(baseline_times)
+    return timing(ours_times), timing(baseline_times)

@@ -5,6 +5,11 @@
     python benchmarks/run.py --quick      # a small smoke run: same code, tiny sizes
     python benchmarks/run.py --strict     # exit 1 when a ratio misses its target
 
+A full run (not ``--quick``, every group) writes its figures to
+``benchmarks/results/<UTC time>.json`` (versions, machine, date; median, min
+and max per side) and regenerates the tables of docs/performance.md from it
+(``python benchmarks/report.py`` does only the latter, from the newest file).
+
 Every group runs in this one process. Groups live in ``bench_*.py`` modules
 next to this file and register with ``harness.benchmark``; see harness.py.
 Ratios are measured and printed, never asserted by the test suite.
@@ -25,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import report  # noqa: E402
 import sqlalchemy  # noqa: E402
 from harness import GROUPS, Result, Settings  # noqa: E402
 
@@ -34,7 +40,9 @@ def _load_groups() -> None:
         importlib.import_module(path.stem)
 
 
-def _seconds(value: float) -> str:
+def _seconds(value: float, unit: str = "s") -> str:
+    if unit == "B":
+        return f"{value / 2**20:.1f} MiB" if value >= 2**20 else f"{value / 2**10:.1f} KiB"
     if value >= 1:
         return f"{value:.3f} s"
     if value >= 1e-3:
@@ -48,8 +56,8 @@ def _print_table(results: list[tuple[str, Result]]) -> None:
         (
             group,
             r.label,
-            _seconds(r.ours),
-            _seconds(r.baseline),
+            _seconds(r.ours, r.unit),
+            _seconds(r.baseline, r.unit),
             f"{r.ratio:.2f}x",
             f"<= {r.target:.2f}x" if r.target != float("inf") else "-",
             ("pass" if r.passed else "FAIL") if r.target != float("inf") else "info",
@@ -78,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, help="rows for database benchmarks (default 100000, quick 2000)")
     parser.add_argument("--accesses", type=int, help="loops for access benchmarks (default 1000000, quick 20000)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a ratio misses its target")
+    parser.add_argument("--no-save", action="store_true", help="write no results file and leave docs/performance.md")
     args = parser.parse_args(argv)
     unknown = [g for g in args.groups if g not in GROUPS]
     if unknown:
@@ -106,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             group_settings = Settings(**{**settings.__dict__, "tmpdir": group_dir})
             results.extend((name, result) for result in GROUPS[name](group_settings))
     _print_table(results)
+    if not args.quick and not args.groups and not args.no_save:
+        path = report.save(results, settings.repeats)
+        report.write_docs(path)
+        print(f"\nresults: {path.relative_to(HERE.parent)}; docs/performance.md regenerated")
     results_with_target = [(g, r) for g, r in results if r.target != float("inf")]
     failed = [r for _, r in results_with_target if not r.passed]
     print(f"\n{len(results_with_target) - len(failed)} of {len(results_with_target)} within target")

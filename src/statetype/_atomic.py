@@ -35,12 +35,13 @@ from sqlalchemy.orm.state import InstanceState
 from .exceptions import ConcurrentTransitionError
 
 __all__ = [
-    "ObjectSnapshot", "Savepoint", "SessionSnapshot", "as_conflict", "conflict", "ensure_transaction", "flush_safely",
+    "ObjectSnapshot", "Savepoint", "SessionSnapshot", "abandon", "as_conflict", "conflict", "ensure_transaction", "flush_safely",
     "raise_converted", "set_modified",
     "rollback_savepoint", "session_savepoint", "transaction_lost",
 ]
 
 _names = itertools.count(1)
+_NOTHING: frozenset[str] = frozenset()
 
 # SQLSTATEs and driver codes that mean "another transaction got in the way".
 _PG_CONFLICTS = {"40001": "serialization failure", "40P01": "deadlock", "55P03": "lock not available"}
@@ -143,7 +144,8 @@ class ObjectSnapshot:
         self.committed = dict(state.committed_state)
         self.modified = state.modified
         self.expired = state.expired
-        self.expired_attributes = set(state.expired_attributes)
+        expired_attributes = state.expired_attributes
+        self.expired_attributes = set(expired_attributes) if expired_attributes else _NOTHING
 
     def restore(self) -> None:
         state = self.state
@@ -288,7 +290,7 @@ def transaction_lost(error: BaseException) -> bool:
     return bool(args) and args[0] == _INNODB_DEADLOCK
 
 
-def _abandon(session: Session, error: BaseException) -> None:
+def abandon(session: Session, error: BaseException) -> None:
     """Tell the session its transaction is gone, as a failed flush does: ``commit()`` raises until ``rollback()``."""
     transaction = session.get_transaction()
     if transaction is None or not transaction.is_active:
@@ -306,7 +308,7 @@ def raise_converted(error: BaseException, session: Session, label: str) -> NoRet
     """Raise ``error`` (a conflict as ConcurrentTransitionError), after marking a lost transaction."""
     converted = as_conflict(error, label)
     if transaction_lost(error):
-        _abandon(session, error)
+        abandon(session, error)
     if converted is error:
         raise error
     raise converted from error

@@ -20,14 +20,16 @@ fault injectors see every statement.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._params import guard
 
-__all__ = ["insert", "quiet", "run"]
+__all__ = ["Prepared", "insert", "quiet", "run"]
 
 
 def quiet(connection: sa.Connection) -> bool:
@@ -85,3 +87,63 @@ def _execute(connection: sa.Connection, sql: str, params: Any) -> DBAPICursor:
     except BaseException as error:
         connection._handle_dbapi_exception(error, sql, params, cursor, None)  # pyright: ignore[reportPrivateUsage]
     return cursor
+
+
+Binders = tuple[tuple[str, Callable[[Any], Any] | None], ...]
+
+
+class Prepared:
+    """A Core statement compiled once per dialect, with its parameters' bind processors in driver order.
+
+    ``run()`` and ``insert()`` take the statement's parameters by bind name
+    (for an INSERT compiled with ``column_keys``, by column key).
+    A statement that needs an execution context (Python-side column defaults
+    to prefetch) is executed by Core instead, with the same result.
+    """
+
+    __slots__ = ("statement", "column_keys", "_by_dialect")
+
+    def __init__(self, statement: sa.Update | sa.Insert | sa.Delete, *, column_keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.column_keys = list(column_keys) if column_keys is not None else None
+        self._by_dialect: dict[object, tuple[str, Binders, bool] | None] = {}
+
+    def _args(self, connection: sa.Connection, params: Mapping[str, Any]) -> tuple[str, Any] | None:
+        dialect = connection.dialect
+        try:
+            entry = self._by_dialect[dialect]
+        except KeyError:
+            entry = self._by_dialect[dialect] = self._compile(dialect)
+        if entry is None:
+            return None
+        sql, binders, positional = entry
+        if positional:
+            return sql, tuple([params[name] if proc is None else proc(params[name]) for name, proc in binders])
+        return sql, {name: params[name] if proc is None else proc(params[name]) for name, proc in binders}
+
+    def _compile(self, dialect: sa.Dialect) -> tuple[str, Binders, bool] | None:
+        compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            return None
+        processors: Mapping[str, object] = compiled._bind_processors  # pyright: ignore[reportPrivateUsage]
+        names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else tuple(compiled.binds)
+        binders: Binders = tuple(
+            (name, cast("Callable[[Any], Any]", proc) if callable(proc := processors.get(name)) else None)
+            for name in names
+        )
+        return compiled.string, binders, bool(compiled.positional)
+
+    def run(self, connection: sa.Connection, params: Mapping[str, Any]) -> int:
+        """Execute; returns the rowcount."""
+        prepared = self._args(connection, params)
+        if prepared is None:
+            return connection.execute(self.statement, dict(params)).rowcount
+        return run(connection, *prepared)
+
+    def insert(self, connection: sa.Connection, params: Mapping[str, Any]) -> Any:
+        """Execute an INSERT of one row; returns its autoincrement id (None where the driver has no lastrowid)."""
+        prepared = self._args(connection, params)
+        if prepared is None:
+            key = connection.execute(self.statement, dict(params)).inserted_primary_key
+            return key[0] if key is not None and len(key) == 1 else None
+        return insert(connection, *prepared)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import weakref
+from types import MappingProxyType
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,6 +43,7 @@ from ._atomic import (
     ObjectSnapshot,
     Savepoint,
     SessionSnapshot,
+    abandon,
     raise_converted,
     rollback_savepoint,
     session_savepoint,
@@ -72,6 +74,8 @@ _MISSING = object()
 
 _ACTIVE = SessionTransactionState.ACTIVE
 _get_bind = Session.get_bind
+_NO_RESULTS: Mapping[str, object] = MappingProxyType({})  # Applied.results of a step without execute hooks
+_NO_DATA: Mapping[str, Any] = MappingProxyType({})  # AppliedStep.data of a call without data
 _now = dt.datetime.now
 _UTC = dt.timezone.utc
 
@@ -89,7 +93,7 @@ class _TableInfo:
 
     __slots__ = (
         "table", "state_column", "pk", "foldable", "foldable_keys", "refresh_keys", "statements", "mapper",
-        "compiled", "version_key", "version_column", "version_generator", "fallible_state",
+        "prepared", "version_key", "version_column", "version_generator", "fallible_state",
         "pk_params", "value_params",
     )
 
@@ -130,44 +134,22 @@ class _TableInfo:
         # A state column that is also a foreign key can be rejected by the database.
         self.fallible_state = bool(state_column.foreign_keys)
         self.statements: dict[frozenset[str], sa.Update] = {}
-        # (changed columns, dialect) -> (SQL, (parameter name, bind processor or None) in order, positional)
-        self.compiled: dict[
-            tuple[frozenset[str], object], tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...], bool]
-        ] = {}
+        self.prepared: dict[frozenset[str], _raw.Prepared] = {}
 
     def execute(self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any]) -> int:
         """Run the compare-and-set UPDATE; returns the matched row count.
 
         The statement is compiled once per dialect and sent by
-        :func:`statetype._raw.run`: straight to a DBAPI cursor when nothing
-        listens to the connection, else with ``exec_driver_sql`` (which keeps
-        SQLAlchemy's events and logging). Either way it skips the per-call
-        compile-cache lookup and parameter processing of ``execute()``.
+        :class:`statetype._raw.Prepared`: straight to a DBAPI cursor when
+        nothing listens to the connection, else with ``exec_driver_sql``
+        (which keeps SQLAlchemy's events and logging). Either way it skips
+        the per-call compile-cache lookup and parameter processing of
+        ``execute()``.
         """
-        dialect = connection.dialect
-        entry = self.compiled.get((changed, dialect))
-        if entry is None:
-            compiled = self.statement(changed).compile(dialect=dialect)
-            if compiled.update_prefetch:
-                # Python-side onupdate defaults need an execution context: let Core run the statement.
-                self.compiled[(changed, dialect)] = ("", (), False)
-                return connection.execute(self.statement(changed), params).rowcount
-            processors: Mapping[str, object] = compiled._bind_processors
-            names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else tuple(compiled.binds)
-            binders: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
-                (name, cast("Callable[[Any], Any]", proc) if callable(proc := processors.get(name)) else None)
-                for name in names
-            )
-            entry = (compiled.string, binders, compiled.positional)
-            self.compiled[(changed, dialect)] = entry
-        sql, binders, positional = entry
-        if not sql:
-            return connection.execute(self.statement(changed), params).rowcount
-        if positional:
-            args: Any = tuple([params[name] if proc is None else proc(params[name]) for name, proc in binders])
-        else:
-            args = {name: params[name] if proc is None else proc(params[name]) for name, proc in binders}
-        return _raw.run(connection, sql, args)
+        prepared = self.prepared.get(changed)
+        if prepared is None:
+            prepared = self.prepared[changed] = _raw.Prepared(self.statement(changed))
+        return prepared.run(connection, params)
 
     def execute_expressions(
         self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any], expressions: dict[str, Any]
@@ -228,7 +210,7 @@ class _Compiled:
     __slots__ = (
         "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "simple_check",
         "has_before", "has_after", "has_step_values", "needs_snapshot", "chained", "after_commits", "has_form",
-        "version", "logged",
+        "version", "logged", "executes", "impls",
     )
 
     def __init__(self, bound: BoundTransition[Any, Any]) -> None:
@@ -253,6 +235,16 @@ class _Compiled:
         self.after_commits = tuple(h.func for h in transition.after_commits)
         self.has_form = transition._form is not None
         self.logged = type(registry).log is not None
+        self.executes = tuple((hook.name, hook.func) for hook in transition.executes)
+        self.impls: dict[type[Any], Any] = {}  # mapped class -> the state attribute's AttributeImpl
+
+    def impl(self, cls: type[Any]) -> Any:
+        """The state attribute's AttributeImpl on ``cls`` (a subclass has its own)."""
+        try:
+            return self.impls[cls]
+        except KeyError:
+            impl = self.impls[cls] = getattr(cls, self.key).impl
+            return impl
 
 
 def _compiled(bound: BoundTransition[Any, Any]) -> _Compiled:
@@ -313,7 +305,7 @@ def apply(
     session = _sessions.get(session_id) if session_id is not None else None
     if session is None or state._deleted or state in session._deleted:  # pyright: ignore[reportPrivateUsage]
         session = _session_of(bound, obj, state) if session_id is not None or state.key is not None else None
-    values = state.dict
+    values = obj.__dict__  # what state.dict returns, without its weak reference call
     current = values.get(compiled.key)
     if not (
         compiled.simple_check
@@ -335,14 +327,16 @@ def apply(
 
         data = validate(bound, obj, data, form)
     elif data is None:
-        data = {}
+        data = _NO_DATA  # hooks get a dict of their own (_run_hooks)
     if session is None:
-        if compiled.chained or compiled.needs_snapshot or compiled.logged or compiled.after_commits:
+        if compiled.chained:
             return _apply_in_memory(bound, obj, data)
+        if compiled.needs_snapshot or compiled.logged or compiled.after_commits:
+            return _apply_in_memory_one(bound, compiled, obj, state, cast("StateType[Any]", current), data)
         # The common in-memory case: nothing can fail after the check.
         step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor, _now(_UTC))
-        getattr(type(obj), compiled.key).impl.set(state, values, compiled.to, None)
-        return Applied((step,), {})
+        compiled.impl(type(obj)).set(state, values, compiled.to, None)
+        return Applied((step,), _NO_RESULTS)
     if compiled.chained or compiled.has_after or state.key is None or compiled.key in state.committed_state:
         return _apply_in_savepoint(bound, obj, data, session)
     return _apply_one(bound, compiled, obj, state, cast("StateType[Any]", current), data, session)
@@ -415,30 +409,43 @@ def _write(
     changed: frozenset[str] | tuple[()],
     expressions: dict[str, Any],
 ) -> None:
-    """The compare-and-set, then the history row, as one unit.
+    """The compare-and-set and its history row, as one unit.
 
-    The history row is written once the compare-and-set holds the row lock,
-    so history ids follow the order in which steps really happened. A
-    savepoint covers them when the history row may be rejected after the
-    compare-and-set succeeded, and always on PostgreSQL, which aborts the whole
-    transaction on any failed statement (a constraint or trigger of the
-    user's, a lock timeout). Otherwise the single UPDATE is atomic by itself:
-    SQLite and MariaDB roll back only a failed statement.
+    Without history, the compare-and-set is one UPDATE, atomic by itself on
+    SQLite and MariaDB, which roll back only a failed statement. With history
+    on SQLite, the row is inserted first: if the database rejects it there is
+    nothing to undo, and if the compare-and-set then fails or finds a
+    conflict, the row is deleted again by its id (see ``_history_undo``).
+    Elsewhere the history row follows the compare-and-set inside a savepoint,
+    as every write does on PostgreSQL, which aborts the whole transaction on
+    any failed statement (a CHECK or trigger of the user's, a lock timeout).
     """
     info = table_info(compiled.model, compiled.key)
     connection = _connection(session, info.mapper)
     log = bound.registry.log
-    # On PostgreSQL any failed statement (a CHECK or trigger of the user's, a lock timeout)
-    # would abort the caller's transaction: always a savepoint there.
-    fallible = log is not None or connection.dialect.name == "postgresql"
-    savepoint = Savepoint(connection) if fallible else None
-    try:
-        _cas_and_history(bound, info, obj, state, step, connection, changed, expressions)
-    except BaseException:
-        if savepoint is not None:
+    undo = _history_undo(connection, log) if log is not None else None
+    if log is None and connection.dialect.name != "postgresql":
+        _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
+    elif undo is not None:
+        identity = state.identity
+        if identity is None:
+            raise ConcurrentTransitionError(f"{type(obj).__name__} has no identity; it was deleted")
+        row_id = _insert_history(connection, cast("type[Any]", log), info, bound, tuple(identity), step)
+        try:
+            _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
+        except BaseException as error:
+            try:
+                undo.run(connection, {"st_log_id": row_id})
+            except BaseException:
+                abandon(session, error)  # the orphan history row must never be committed
+            raise
+    else:
+        savepoint = Savepoint(connection)
+        try:
+            _cas_and_history(bound, info, obj, state, step, connection, changed, expressions)
+        except BaseException:
             savepoint.rollback()
-        raise
-    if savepoint is not None:
+            raise
         savepoint.release()
     _committed(session, info, obj, state, step, changed, expressions)
     if compiled.has_after:
@@ -551,8 +558,53 @@ def _insert_history(
     bound: BoundTransition[Any, Any],
     identity: tuple[Any, ...],
     step: AppliedStep[Any],
-) -> None:
-    connection.execute(sa.insert(cast("sa.Table", log.__table__)), _history_row(info, bound, identity, step))
+) -> Any:
+    """Insert one history row; returns its id where the driver reports it (SQLite, MariaDB), else None."""
+    insert = _history_statements(log)[0]
+    row = _history_row(info, bound, identity, step)
+    if connection.dialect.name in _LASTROWID:
+        return insert.insert(connection, row)
+    insert.run(connection, row)
+    return None
+
+
+_HISTORY_KEYS = (
+    "table_name", "object_id", "column_name", "transition", "from_value", "to_value", "actor", "created_at", "data",
+)
+_history_prepared: dict[object, tuple[_raw.Prepared, _raw.Prepared | None]] = {}
+
+
+def _history_statements(log: type[Any]) -> tuple[_raw.Prepared, _raw.Prepared | None]:
+    """The log's INSERT and, when its key is one autoincrement column, the DELETE of a row by that key."""
+    table = cast("sa.Table", log.__table__)
+    entry = _history_prepared.get(table)
+    if entry is None:
+        key = table.autoincrement_column
+        undo = None
+        if key is not None and len(table.primary_key.columns) == 1:
+            undo = _raw.Prepared(sa.delete(table).where(key == sa.bindparam("st_log_id", type_=key.type)))
+        entry = _history_prepared[table] = (_raw.Prepared(sa.insert(table), column_keys=_HISTORY_KEYS), undo)
+    return entry
+
+
+def _history_undo(connection: sa.Connection, log: type[Any]) -> _raw.Prepared | None:
+    """How to take a history row back without a savepoint, on SQLite only.
+
+    SQLite rolls back only a failed statement, reports the new row's id, and
+    serializes writers: a step's first write takes the database lock, so a
+    history row inserted before the compare-and-set still gets its id in the
+    order steps really happened. On MariaDB a transaction could insert its
+    row, then wait for the row lock while another step commits, and then
+    succeed from the state that step left: its history row would sort before
+    the step it followed. There (and on PostgreSQL) the row follows the
+    compare-and-set, inside a savepoint.
+    """
+    if connection.dialect.name not in _LASTROWID:
+        return None
+    return _history_statements(log)[1]
+
+
+_LASTROWID = frozenset({"sqlite"})
 
 
 def _cas_and_history(
@@ -628,12 +680,14 @@ def _run_hooks(
         compiled = _compiled(bound)
     if current is None:
         current = getattr(obj, transition.key)._member
+    if data is _NO_DATA:
+        data = {}
     step = AppliedStep(obj, bound, current, transition.to, data, registry.actor, _now(_UTC))
     if compiled.has_before:
         registry.before(step)
     results: dict[str, object] = {}
-    for hook in transition.executes:
-        results[hook.name] = hook.func(registry, obj, data)
+    for name, func in compiled.executes:
+        results[name] = func(registry, obj, data)
     if compiled.has_step_values:
         for key, value in registry.step_values(transition, step.at).items():
             setattr(obj, key, value)
@@ -756,10 +810,37 @@ def _apply_in_memory(bound: BoundTransition[Any, Any], obj: object, data: Mappin
         raise
     for step in applied:
         if step.transition.registry.log is not None or step.transition.transition.after_commits:
-            # History rows and after_commit hooks wait for the object's first flush.
-            instance_state(step.obj).info.setdefault(_DEFERRED, []).append(step)
-            _deferred.add(step.obj)
+            _defer(step)
     return Applied(applied, results)
+
+
+def _apply_in_memory_one(
+    bound: BoundTransition[Any, Any],
+    compiled: _Compiled,
+    obj: object,
+    state: InstanceState[Any],
+    current: StateType[Any],
+    data: Mapping[str, Any],
+) -> Applied:
+    """One step without a chain on a transient object: hooks, the new state, ``after()``; undone on failure."""
+    snapshot = ObjectSnapshot(state)
+    try:
+        step, results = _run_hooks(bound, obj, data, compiled, current)
+        compiled.impl(type(obj)).set(state, obj.__dict__, compiled.to, None)
+        if compiled.has_after:
+            bound.registry.after(step)
+    except BaseException:
+        snapshot.restore()
+        raise
+    if compiled.logged or compiled.after_commits:
+        _defer(step)
+    return Applied((step,), results)
+
+
+def _defer(step: AppliedStep[Any]) -> None:
+    """History rows and after_commit hooks wait for the object's first flush."""
+    instance_state(step.obj).info.setdefault(_DEFERRED, []).append(step)
+    _deferred.add(step.obj)
 
 
 @event.listens_for(Session, "after_flush")

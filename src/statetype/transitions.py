@@ -384,6 +384,8 @@ class Transition(Generic[S]):
         self._compiled_by_registry: dict[type[Any], Any] = {}  # execution's plans, per registry class
         self._hooks_version = 0  # bumped by every hook registration: plans built before are stale
         self._plain_sources: frozenset[StateType[Any]] | None = None
+        # Identity, not equality (members compare equal to their raw values): the fast check in available().
+        self._source_ids: frozenset[int] | None = None
         self.key = ""
 
     # Decorators -----------------------------------------------------------
@@ -455,6 +457,8 @@ class Transition(Generic[S]):
         bound = instance._bound.get(self.name)
         if bound is None:
             bound = instance._bound[self.name] = BoundTransition(self, instance)
+            # A non-data descriptor: from now on ``registry.publish`` is found in the instance dict.
+            instance.__dict__[self.name] = bound
         return bound
 
     def __repr__(self) -> str:
@@ -593,10 +597,24 @@ class Transitions(Generic[M, A]):
     def available(self, obj: M) -> list[BoundTransition[M, A]]:
         """Bound transitions that ``check(obj)`` allows, in declaration order; timed ones are omitted."""
         result: list[BoundTransition[M, A]] = []
+        # The loaded members, when obj is a model instance: most transitions are decided from them
+        # without building the reasons check() would report.
+        values: dict[str, object] | None = getattr(obj, "__dict__", None) if isinstance(obj, type(self).model) else None
         for transition in self._transitions.values():
             if transition.after is not None:
                 continue
             bound = cast("BoundTransition[M, A]", getattr(self, transition.name))
+            source_ids = transition._source_ids
+            if source_ids is not None and values is not None and not transition.chains:
+                current = values.get(transition.key)
+                if id(current) in source_ids:
+                    if all(g.func(self, obj) for g in transition.guards) and all(
+                        p.func(self, obj) for p in transition.permissions
+                    ):
+                        result.append(bound)
+                    continue
+                if isinstance(current, StateType):
+                    continue  # a declared member outside the sources
             if bound.check(obj):
                 result.append(bound)
         return result
@@ -989,6 +1007,7 @@ def _resolve(cls: type[Transitions[Any, Any]], model: type[Any], transition: Tra
         plain.update(source.states)
     else:
         transition._plain_sources = frozenset(plain)
+        transition._source_ids = frozenset(id(m) for m in plain)
 
 
 def _conditionals_in(member: StateType[Any]) -> list[StateType[Any]]:
