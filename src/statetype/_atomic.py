@@ -211,9 +211,10 @@ class SessionSnapshot:
             self.modified: set[InstanceState[Any]] = set()
             return
         # The session's own dicts: its ``new``/``deleted`` properties build an IdentitySet per call.
-        self.new = list(session._new.values())
-        self.deleted = list(session._deleted.values())
-        self.modified = set(session.identity_map._modified)
+        new, deleted, modified = session._new, session._deleted, session.identity_map._modified
+        self.new = list(new.values()) if new else []
+        self.deleted = list(deleted.values()) if deleted else []
+        self.modified = set(modified) if modified else set()
         for obj in self.new:
             state = instance_state(obj)
             if id(state) not in self.objects:
@@ -229,8 +230,11 @@ class SessionSnapshot:
             return True
         if len(session._new) != len(self.new) or len(session._deleted) != len(self.deleted):
             return False
+        modified = session.identity_map._modified
+        if not self.modified:
+            return len(modified) <= 1 and (not modified or instance_state(obj) in modified)
         own = instance_state(obj)
-        for state in session.identity_map._modified:
+        for state in modified:
             if state is not own and state not in self.modified:
                 return False
         return True

@@ -25,7 +25,6 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine.interfaces import DBAPICursor
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._params import guard
 

@@ -75,6 +75,7 @@ _MISSING = object()
 _ACTIVE = SessionTransactionState.ACTIVE
 _get_bind = Session.get_bind
 _NO_RESULTS: Mapping[str, object] = MappingProxyType({})  # Applied.results of a step without execute hooks
+_NO_EXPRESSIONS: dict[str, Any] = {}  # read only: steps whose hooks assigned no SQL expression
 _NO_DATA: Mapping[str, Any] = MappingProxyType({})  # AppliedStep.data of a call without data
 _now = dt.datetime.now
 _UTC = dt.timezone.utc
@@ -359,12 +360,12 @@ def _apply_one(
     if not compiled.needs_snapshot:
         step = AppliedStep(obj, bound, current, compiled.to, data, registry.actor, _now(_UTC))
         try:
-            _write(bound, compiled, obj, state, step, session, (), {})
+            _write(bound, compiled, obj, state, step, session, (), _NO_EXPRESSIONS)
         except BaseException as error:
             raise_converted(error, session, f"{type(registry).__name__}.{bound.name}")
         if compiled.after_commits:
             _schedule_after_commit(session, [step])
-        return Applied((step,), {})
+        return Applied((step,), _NO_RESULTS)
     snapshot = SessionSnapshot(session, (obj,))
     try:
         autoflush = session.autoflush
@@ -379,7 +380,7 @@ def _apply_one(
         if not changed <= info.foldable_keys or not snapshot.unchanged_except(obj):
             # Hooks reached beyond the one row: the unit of work writes it all, inside a savepoint.
             return _apply_in_savepoint(bound, obj, data, session, snapshot, (step, results))
-        expressions = _sql_expressions(state, changed)
+        expressions = _sql_expressions(state, changed) if changed else _NO_EXPRESSIONS
         _write(bound, compiled, obj, state, step, session, changed, expressions)
     except BaseException as error:
         snapshot.restore()
@@ -391,7 +392,10 @@ def _apply_one(
 
 def _changed_keys(state: InstanceState[Any], before: Mapping[str, Any], committed_before: Mapping[str, Any]) -> frozenset[str]:
     """Attributes assigned since the snapshot: new entries in committed_state, or new values of dirty ones."""
-    changed = [k for k in state.committed_state if k not in committed_before]
+    committed = state.committed_state
+    if not committed_before:
+        return frozenset(committed)
+    changed = [k for k in committed if k not in committed_before]
     current = state.dict
     for key in committed_before:
         if current.get(key, _MISSING) is not before.get(key, _MISSING):

@@ -877,6 +877,8 @@ def _with_actor(bound: BoundTransition[Any, Any], actor: object) -> BoundTransit
         return bound
     clone = copy.copy(registry)
     clone.actor = actor
+    for name in registry._bound:
+        clone.__dict__.pop(name, None)  # bound to the original registry (see Transition.__get__)
     clone._bound = {}
     return cast("BoundTransition[Any, Any]", getattr(clone, bound.name))
 

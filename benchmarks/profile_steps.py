@@ -1,0 +1,141 @@
+"""Where the time of a per-row transition goes: cProfile of 10k steps in one session, summarized.
+
+    python benchmarks/profile_steps.py            # plain, guard + hook, history, in memory
+    python benchmarks/profile_steps.py hooked     # one of them
+
+For each case it prints the wall time per step without the profiler, then the
+profiler's cumulative time per step of the parts of a step (check, hooks,
+snapshot, compare-and-set and, inside it, the driver and SQLAlchemy's
+execution layer, history, savepoints, bookkeeping, commit). Under cProfile
+every Python call costs more, so the parts add up to more than the wall time:
+read them as shares. docs/performance.md summarizes a run before and after
+a change.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import gc
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import sqlalchemy as sa  # noqa: E402
+from bench_transitions import Hooked, HookedPingPong, Logged, Plain, _engine, _reset  # noqa: E402
+from harness import Settings  # noqa: E402
+from models import BenchState, StatedRow  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+STEPS = 10_000
+
+# part -> function names (pstats' "file:line(name)" keys end with "(name)"); the first found counts.
+PARTS: list[tuple[str, tuple[str, ...]]] = [
+    ("call, total", ("apply",)),
+    ("check (state, guards)", ("_allowed", "_reasons")),
+    ("hooks (before, execute)", ("_run_hooks",)),
+    ("snapshot of objects", ("__init__@_atomic.py",)),
+    ("compare-and-set, total", ("_compare_and_set",)),
+    ("  driver (cursor.execute)", ("<method 'execute' of 'sqlite3.Cursor' objects>",)),
+    ("  SQLAlchemy execution layer", ("exec_driver_sql", "_execute_context")),
+    ("history row", ("_insert_history",)),
+    ("savepoint", ("__init__@_atomic.py:Savepoint", "release", "rollback@_atomic.py")),
+    ("bookkeeping (commit attributes)", ("_committed",)),
+    ("session.commit()", ("commit@session.py",)),
+]
+
+
+def _cumulative(stats: pstats.Stats, names: tuple[str, ...]) -> float:
+    total = 0.0
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for name in names:
+        func, _, where = name.partition("@")
+        found = 0.0
+        for (filename, line, function), (_, _, _, cumulative, _) in raw.items():
+            if function != func:
+                continue
+            if where and not filename.endswith(where.split(":")[0]):
+                continue
+            found += cumulative
+        if found:
+            total += found
+            if not where:
+                break
+    return total
+
+
+def _cases() -> dict[str, tuple[Callable[[], Any], bool]]:
+    return {"plain": (Plain, True), "hooked": (Hooked, True), "history": (Logged, True), "in-memory": (HookedPingPong, False)}
+
+
+def run(case: str, engine: sa.Engine) -> None:
+    registry_class, persisted = _cases()[case]
+    tx = registry_class()
+
+    def once(profile: cProfile.Profile | None) -> float:
+        if persisted:
+            _reset(engine)
+            session = Session(engine)
+            objs = list(session.scalars(sa.select(StatedRow).order_by(StatedRow.id)))
+            publish = tx.publish
+            gc.collect()
+            gc.disable()
+            start = time.perf_counter()
+            if profile:
+                profile.enable()
+            for obj in objs:
+                publish(obj)
+            session.commit()
+            if profile:
+                profile.disable()
+            elapsed = time.perf_counter() - start
+            gc.enable()
+            session.close()
+            return elapsed
+        row = StatedRow(title="x", state=BenchState.is_draft)
+        gc.disable()
+        start = time.perf_counter()
+        if profile:
+            profile.enable()
+        for _ in range(STEPS // 2):
+            tx.publish(row)
+            tx.unpublish(row)
+        if profile:
+            profile.disable()
+        elapsed = time.perf_counter() - start
+        gc.enable()
+        return elapsed
+
+    once(None)
+    wall = min(once(None) for _ in range(3))
+    profile = cProfile.Profile()
+    profiled = once(profile)
+    stats = pstats.Stats(profile)
+    print(f"\n{case}: {wall / STEPS * 1e6:.1f} us per step without the profiler "
+          f"({profiled / STEPS * 1e6:.1f} us under cProfile)")
+    for label, names in PARTS:
+        spent = _cumulative(stats, names)
+        if spent:
+            print(f"  {label:34s} {spent / STEPS * 1e6:7.1f} us  {spent / profiled:6.1%}")
+
+
+def main() -> None:
+    cases = sys.argv[1:] or list(_cases())
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(quick=False, repeats=1, rows=STEPS, accesses=0, tmpdir=Path(tmp))
+        engine = _engine(settings, STEPS)
+        try:
+            for case in cases:
+                run(case, engine)
+        finally:
+            engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
