@@ -10,6 +10,9 @@ other way round: no reference cycle, and SQLAlchemy's history is untouched.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -319,8 +322,15 @@ class ProtectedColumnProperty(ColumnProperty[Any]):
         )
 
 
+_PLAIN_VALUES = frozenset({
+    type(None), bool, int, float, str, bytes, decimal.Decimal, uuid.UUID, dt.datetime, dt.date, dt.time, dt.timedelta,
+})
+
+
 def is_sql_expression(value: object) -> bool:
     """An SQL expression (a column, a bind parameter, an ORM attribute), not a value."""
+    if type(value) in _PLAIN_VALUES:
+        return False
     if isinstance(value, ClauseElement):
         return True
     return hasattr(value, "__clause_element__") and not isinstance(value, (TypeEngine, BoundState))

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.sql import util as sql_util
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapper, Session
 
@@ -152,6 +153,9 @@ def _apply(
         groups: list[tuple[StateType[Any] | None, ColumnElement[bool]]] = list(
             _source_groups(transition, clause, model)
         )
+        # A self-loop's rows first: rows moved into the target by a later statement must
+        # not be picked again by the target's own statement.
+        groups.sort(key=lambda group: group[0] is not transition.to)
     else:
         groups = [(None, sa.or_(*(source._sql(clause, model) for source in transition.sources)))]
     if session.autoflush:
@@ -161,10 +165,19 @@ def _apply(
     # Everything below is one unit: a rejected history row or hook value leaves no row moved.
     savepoint = Savepoint(connection)
     try:
-        from_states = _update(connection, info, groups, conditions, values, skip_locked)
-        history = [(state, ids) for state, ids in from_states if ids]
-        if log is not None and history:
-            _write_history(connection, cast("sa.Table", cast(Any, log).__table__), bound, info, history, now)
+        from_states = None
+        if log is not None and _history_first(connection, info, cast("sa.Table", cast(Any, log).__table__), conditions):
+            from_states = _update_history_first(
+                connection, info, groups, conditions, values, cast("sa.Table", cast(Any, log).__table__), bound, now
+            )
+            if from_states is None:  # the two statements saw different rows: start again, the general way
+                savepoint.rollback()
+                savepoint = Savepoint(connection)
+        if from_states is None:
+            from_states = _update(connection, info, groups, conditions, values, skip_locked)
+            history = [(state, ids) for state, ids in from_states if ids]
+            if log is not None and history:
+                _write_history(connection, cast("sa.Table", cast(Any, log).__table__), bound, info, history, now)
     except BaseException as error:
         savepoint.rollback()
         raise_converted(error, session, label)
@@ -350,6 +363,76 @@ def _has_conditional(member: StateType[Any]) -> bool:
     return False
 
 
+def _history_first(
+    connection: sa.Connection, info: _TableInfo, log_table: sa.Table, conditions: Sequence[ColumnElement[bool]]
+) -> bool:
+    """Whether history can be written by ``INSERT ... SELECT`` over the same rows just before the UPDATE.
+
+    On SQLite only: writers are serialized, so nothing can change the rows
+    between the two statements of one transaction, except the INSERT itself
+    when a criterion reads the log table (then the general way is taken).
+    Needs a single-column key and ``UPDATE ... RETURNING``.
+    """
+    if connection.dialect.name != "sqlite" or not connection.dialect.update_returning or len(info.pk) != 1:
+        return False
+    return all(log_table not in sql_util.find_tables(condition, include_crud=True) for condition in conditions)
+
+
+def _update_history_first(
+    connection: sa.Connection,
+    info: _TableInfo,
+    groups: list[tuple[StateType[Any] | None, ColumnElement[bool]]],
+    conditions: list[ColumnElement[bool]],
+    values: Mapping[Any, object],
+    log_table: sa.Table,
+    bound: BoundTransition[Any, Any],
+    now: dt.datetime,
+) -> list[tuple[StateType[Any] | None, list[tuple[Any, ...]]]] | None:
+    """Per source state: the history rows by ``INSERT ... SELECT``, then ``UPDATE ... RETURNING``.
+
+    The same WHERE picks the rows of both, as a hand-written pair would do,
+    instead of passing the updated keys back to the database. Returns None
+    when the counts differ (the caller then rolls back and takes the general
+    way).
+    """
+    table = info.table
+    pk = info.pk[0][1]
+    results: list[tuple[StateType[Any] | None, list[tuple[Any, ...]]]] = []
+    for from_state, source_condition in groups:
+        where = sa.and_(source_condition, *conditions)
+        inserted = connection.execute(_history_insert(log_table, bound, info, from_state, now, where)).rowcount
+        returning = sa.update(table).where(where).values(values).returning(pk)
+        ids = [tuple(row) for row in connection.execute(returning)]
+        if inserted != len(ids):
+            return None
+        results.append((from_state, ids))
+    return results
+
+
+def _history_insert(
+    log_table: sa.Table,
+    bound: BoundTransition[Any, Any],
+    info: _TableInfo,
+    from_state: StateType[Any] | None,
+    now: dt.datetime,
+    matching: ColumnElement[bool],
+) -> sa.Insert:
+    """``INSERT INTO log ... SELECT`` one history row per row of the model's table that ``matching`` picks."""
+    pk = info.pk[0][1]
+    rows = sa.select(
+        sa.literal(info.table.name, sa.String),
+        sa.cast(pk, sa.String(255)),
+        sa.literal(info.state_column.name, sa.String),
+        sa.literal(bound.name, sa.String),
+        sa.literal(str(from_state.__dict__["_storage"]) if from_state is not None else None, sa.String),
+        sa.literal(str(bound.transition.to.__dict__["_storage"]), sa.String),
+        sa.literal(actor_text(bound.registry.actor), sa.String),
+        sa.literal(now, UTCDateTime()),
+    ).select_from(info.table).where(matching)
+    names = ["table_name", "object_id", "column_name", "transition", "from_value", "to_value", "actor", "created_at"]
+    return sa.insert(log_table).from_select(names, rows)
+
+
 def _write_history(
     connection: sa.Connection,
     log_table: sa.Table,
@@ -383,20 +466,7 @@ def _write_history(
                     "value"
                 )
                 matching = pk.in_(sa.select(each.c.value))
-            rows = sa.select(
-                sa.literal(info.table.name, sa.String),
-                sa.cast(pk, sa.String(255)),
-                sa.literal(info.state_column.name, sa.String),
-                sa.literal(bound.name, sa.String),
-                sa.literal(from_value, sa.String),
-                sa.literal(to_value, sa.String),
-                sa.literal(actor, sa.String),
-                sa.literal(now, UTCDateTime()),
-            ).where(matching)
-            names = [
-                "table_name", "object_id", "column_name", "transition", "from_value", "to_value", "actor", "created_at"
-            ]
-            connection.execute(sa.insert(log_table).from_select(names, rows))
+            connection.execute(_history_insert(log_table, bound, info, from_state, now, matching))
         else:
             connection.execute(
                 sa.insert(log_table),

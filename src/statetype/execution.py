@@ -211,7 +211,7 @@ class _Compiled:
     __slots__ = (
         "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "simple_check",
         "has_before", "has_after", "has_step_values", "needs_snapshot", "chained", "after_commits", "has_form",
-        "version", "logged", "executes", "impls",
+        "version", "logged", "executes", "impls", "bare",
     )
 
     def __init__(self, bound: BoundTransition[Any, Any]) -> None:
@@ -237,6 +237,8 @@ class _Compiled:
         self.has_form = transition._form is not None
         self.logged = type(registry).log is not None
         self.executes = tuple((hook.name, hook.func) for hook in transition.executes)
+        # Nothing runs besides the check and the new state: no hook, chain, form, history or after_commit.
+        self.bare = not (self.chained or self.needs_snapshot or self.logged or self.after_commits or self.has_form)
         self.impls: dict[type[Any], Any] = {}  # mapped class -> the state attribute's AttributeImpl
 
     def impl(self, cls: type[Any]) -> Any:
@@ -330,14 +332,15 @@ def apply(
     elif data is None:
         data = _NO_DATA  # hooks get a dict of their own (_run_hooks)
     if session is None:
+        if compiled.bare:
+            # The common in-memory case: nothing can fail after the check.
+            step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor, _now(_UTC))
+            impl = compiled.impls.get(type(obj)) or compiled.impl(type(obj))
+            impl.set(state, values, compiled.to, None)
+            return Applied((step,), _NO_RESULTS)
         if compiled.chained:
             return _apply_in_memory(bound, obj, data)
-        if compiled.needs_snapshot or compiled.logged or compiled.after_commits:
-            return _apply_in_memory_one(bound, compiled, obj, state, cast("StateType[Any]", current), data)
-        # The common in-memory case: nothing can fail after the check.
-        step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor, _now(_UTC))
-        compiled.impl(type(obj)).set(state, values, compiled.to, None)
-        return Applied((step,), _NO_RESULTS)
+        return _apply_in_memory_one(bound, compiled, obj, state, cast("StateType[Any]", current), data)
     if compiled.chained or compiled.has_after or state.key is None or compiled.key in state.committed_state:
         return _apply_in_savepoint(bound, obj, data, session)
     return _apply_one(bound, compiled, obj, state, cast("StateType[Any]", current), data, session)
@@ -630,7 +633,9 @@ def _cas_and_history(
 
 def _sql_expressions(state: InstanceState[Any], changed: frozenset[str]) -> dict[str, Any]:
     """The changed attributes a hook assigned SQL to: the database evaluates them."""
-    return {k: state.dict[k] for k in changed if is_sql_expression(state.dict[k])}
+    values = state.dict
+    found = [k for k in changed if is_sql_expression(values[k])]
+    return {k: values[k] for k in found} if found else _NO_EXPRESSIONS
 
 
 def _history_row(info: _TableInfo, bound: BoundTransition[Any, Any], identity: tuple[Any, ...], step: AppliedStep[Any]) -> dict[str, Any]:
