@@ -140,3 +140,62 @@ def test_alembic_render_helpers() -> None:
     assert render._sqlalchemy_autogenerate_prefix(context) == "sa."
     assert render._render_gen_name(context, "ck_doc_state") == "ck_doc_state"
     assert render._repr_type(sa.Integer(), context) == "sa.Integer()"
+
+
+def test_connection_echo_and_has_events(engine: sa.Engine) -> None:
+    """_raw.py: ``Connection._echo`` and ``Connection._has_events`` (set by a listener on the connection)."""
+    with engine.connect() as connection:
+        assert connection._echo is False and connection._has_events is False
+
+        def listener(*args: Any) -> None:
+            pass
+
+        sa.event.listen(connection, "after_cursor_execute", listener)
+        assert connection._has_events is True
+
+
+def test_engine_listener_collections(engine: sa.Engine) -> None:
+    """_raw.py: the engine's listener collections expose ``parent_listeners`` (class level) and ``listeners``."""
+    dispatch: Any = engine.dispatch
+    for name in ("before_execute", "after_execute", "before_cursor_execute", "after_cursor_execute"):
+        collection = getattr(dispatch, name)
+        assert len(collection.parent_listeners) >= 0 and len(collection.listeners) >= 0
+
+    def listener(*args: Any) -> None:
+        pass
+
+    sa.event.listen(engine, "after_execute", listener)
+    try:
+        assert list(engine.dispatch.after_execute.listeners) == [listener]  # type: ignore[attr-defined]
+    finally:
+        sa.event.remove(engine, "after_execute", listener)
+
+
+def test_connection_handle_dbapi_exception(engine: sa.Engine) -> None:
+    """_raw.py: ``Connection._handle_dbapi_exception(error, statement, params, cursor, context)`` wraps and raises."""
+    with engine.connect() as connection:
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute("SELECT * FROM no_such_table_here")
+        except Exception as error:  # the driver's own error
+            with pytest.raises(sa.exc.DBAPIError) as raised:
+                connection._handle_dbapi_exception(error, "SELECT * FROM no_such_table_here", (), cursor, None)
+            assert raised.value.orig is error
+        else:
+            raise AssertionError("the statement should fail")
+
+
+def test_session_transaction_state_and_connections(session: Session) -> None:
+    """execution.py: ``Session._transaction._state`` and its ``_connections`` map (bind -> (connection, ...))."""
+    from sqlalchemy.orm.session import SessionTransactionState, _sessions
+
+    connection = session.connection()
+    transaction: Any = session._transaction
+    assert transaction._state is SessionTransactionState.ACTIVE
+    assert transaction._connections[session.bind][0] is connection
+    assert _sessions[session.hash_key] is session
+    # Per-mapper binds: ``binds`` on SQLAlchemy 2.1, the private ``__binds`` on 2.0; empty without them.
+    binds = getattr(session, "binds", getattr(session, "_Session__binds", None))
+    assert binds is not None and not binds
+    with Session(session.get_bind(), binds={Doc: session.get_bind()}) as routed:
+        assert getattr(routed, "binds", None) or getattr(routed, "_Session__binds", None)

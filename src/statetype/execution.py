@@ -471,7 +471,8 @@ def _connection(session: Session, mapper: Mapper[Any]) -> sa.Connection:
         transaction is not None
         and bind is not None
         and transaction._state is _ACTIVE  # pyright: ignore[reportPrivateUsage]
-        and not session.binds
+        and not getattr(session, "binds", None)  # SQLAlchemy 2.1
+        and not getattr(session, "_Session__binds", None)  # SQLAlchemy 2.0
         and type(session).get_bind is _get_bind
     ):
         entry = transaction._connections.get(bind)  # pyright: ignore[reportPrivateUsage]
