@@ -269,3 +269,64 @@ def test_per_row_steps_keep_nothing_alive_once_committed(db: Session) -> None:
     db.commit()
     gc.collect()
     assert [o for o in gc.get_objects() if isinstance(o, AppliedStep)] == []
+
+
+def test_a_do_execute_listener_switches_the_fast_path_off(db: Session) -> None:
+    engine = db.get_bind()
+    assert isinstance(engine, sa.Engine)
+    seen: list[str] = []
+
+    def record(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "do_execute", record)
+    try:
+        assert not quiet(db.connection())
+        card = db.get(Card, 1)
+        assert card is not None
+        Plain().publish(card)
+    finally:
+        event.remove(engine, "do_execute", record)
+    assert any(s.startswith("UPDATE rp_card") for s in seen)
+
+
+class VBase(DeclarativeBase):
+    pass
+
+
+class VirtualCard(VBase):
+    """Mapped in a schema that exists only through the connection's schema_translate_map."""
+
+    __tablename__ = "rp_vcard"
+    __table_args__ = {"schema": "st_virtual"}
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[RState] = mapped_column(RState(), default=RState.is_draft)
+
+
+class VirtualLog(TransitionLogMixin, VBase):
+    __tablename__ = "rp_vlog"
+    __table_args__ = {"schema": "st_virtual"}
+
+
+class VirtualTx(Transitions[VirtualCard]):
+    log = VirtualLog
+    publish = Transition(RState.is_draft, RState.is_live)
+
+
+def test_a_schema_translate_map_is_applied_to_statetypes_statements(engine: sa.Engine) -> None:
+    translated = engine.execution_options(schema_translate_map={"st_virtual": None})
+    VBase.metadata.drop_all(translated)
+    VBase.metadata.create_all(translated)
+    try:
+        with Session(translated) as session:
+            session.add(VirtualCard(id=1))
+            session.commit()
+            card = session.get(VirtualCard, 1)
+            assert card is not None
+            VirtualTx().publish(card)
+            session.commit()
+            assert [(r.from_value, r.to_value) for r in VirtualTx().history(card)] == [("1", "2")]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT state FROM rp_vcard")).scalar_one() == 2
+    finally:
+        VBase.metadata.drop_all(translated)

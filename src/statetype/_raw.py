@@ -24,11 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.engine.interfaces import DBAPICursor
 
 from ._params import guard
 
 __all__ = ["Prepared", "insert", "quiet", "run"]
+
+_do_execute = DefaultDialect.do_execute
 
 
 def quiet(connection: sa.Connection) -> bool:
@@ -40,6 +43,9 @@ def quiet(connection: sa.Connection) -> bool:
     """
     if connection._echo or connection._has_events:  # pyright: ignore[reportPrivateUsage]
         return False
+    dialect = connection.dialect
+    if type(dialect).do_execute is not _do_execute or (dialect._has_events and dialect.dispatch.do_execute):  # pyright: ignore[reportPrivateUsage]
+        return False  # the dialect, or a do_execute listener, sends statements its own way
     dispatch: Any = connection.engine.dispatch
     before_execute = dispatch.before_execute
     after_execute = dispatch.after_execute
@@ -95,9 +101,10 @@ class Prepared:
     """A Core statement compiled once per dialect, with its parameters' bind processors in driver order.
 
     ``run()`` and ``insert()`` take the statement's parameters by bind name
-    (for an INSERT compiled with ``column_keys``, by column key).
-    A statement that needs an execution context (Python-side column defaults
-    to prefetch) is executed by Core instead, with the same result.
+    (for an INSERT compiled with ``column_keys``, by column key). Core
+    executes the statement itself (the same result, at Core's cost) when it
+    needs an execution context (Python-side defaults to prefetch) or the
+    connection has a ``schema_translate_map``.
     """
 
     __slots__ = ("statement", "column_keys", "_by_dialect")
@@ -108,6 +115,9 @@ class Prepared:
         self._by_dialect: dict[object, tuple[str, Binders, bool] | None] = {}
 
     def _args(self, connection: sa.Connection, params: Mapping[str, Any]) -> tuple[str, Any] | None:
+        """The SQL and driver parameters, or None when Core must execute the statement itself."""
+        if connection._execution_options.get("schema_translate_map"):  # pyright: ignore[reportPrivateUsage]
+            return None  # compiled here without the map: Core compiles it with the map
         dialect = connection.dialect
         try:
             entry = self._by_dialect[dialect]
