@@ -330,3 +330,21 @@ def test_a_schema_translate_map_is_applied_to_statetypes_statements(engine: sa.E
             assert conn.execute(sa.text("SELECT state FROM rp_vcard")).scalar_one() == 2
     finally:
         VBase.metadata.drop_all(translated)
+
+
+def test_a_plain_conflict_and_a_rejected_update_leave_the_transaction_usable(db: Session) -> None:
+    """Without history (on PostgreSQL: SAVEPOINT, UPDATE and RELEASE sent in one round trip)."""
+    note = _caller_work(db)
+    first, second = db.get(Card, 1), db.get(Card, 2)
+    assert first is not None and second is not None
+    db.execute(sa.text("UPDATE rp_card SET state = 3 WHERE id = 1"))
+    with pytest.raises(ConcurrentTransitionError):
+        Plain().publish(first)
+    with pytest.raises(sa.exc.DBAPIError):
+        Plain().publish(second)  # the CHECK refuses it
+    third = db.get(Card, 3)
+    assert third is not None
+    Plain().publish(third)  # the transaction still works
+    assert first.state.is_draft and second.state.is_draft and third.state.is_live
+    cards, notes, _ = _committed(db)
+    assert cards == [(1, 3, None), (2, 1, None), (3, 2, None)] and notes == [note.text]

@@ -20,6 +20,7 @@ fault injectors see every statement.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -32,6 +33,20 @@ from ._params import guard
 __all__ = ["Prepared", "insert", "quiet", "run"]
 
 _do_execute = DefaultDialect.do_execute
+_savepoints = itertools.count(1)
+_pipeline: list[bool] = []
+
+
+def _pipeline_supported() -> bool:
+    """Whether psycopg's libpq has pipeline mode (libpq 14 and later); asked once."""
+    if not _pipeline:
+        try:
+            import psycopg  # the PostgreSQL driver in use: present whenever this is asked
+
+            _pipeline.append(bool(psycopg.Pipeline.is_supported()))
+        except ImportError:
+            _pipeline.append(False)
+    return _pipeline[0]
 
 
 def quiet(connection: sa.Connection) -> bool:
@@ -148,6 +163,44 @@ class Prepared:
         if prepared is None:
             return connection.execute(self.statement, dict(params)).rowcount
         return run(connection, *prepared)
+
+    def run_in_savepoint(self, connection: sa.Connection, params: Mapping[str, Any]) -> int | None:
+        """``SAVEPOINT``, this statement and ``RELEASE`` in one round trip; returns the rowcount.
+
+        With psycopg 3 (PostgreSQL), whose pipeline mode sends the three
+        statements together, when :func:`quiet` holds. If the statement fails,
+        the savepoint is rolled back (a second round trip, only then) and the
+        error raised as ``exec_driver_sql`` would raise it, leaving the
+        transaction usable. Returns None, having sent nothing, where this does
+        not apply: the caller then opens the savepoint itself.
+        """
+        if connection.dialect.driver != "psycopg" or not _pipeline_supported() or not quiet(connection):
+            return None
+        prepared = self._args(connection, params)
+        if prepared is None:
+            return None
+        sql, args = prepared
+        driver: Any = connection.connection.driver_connection
+        name = f"statetype_p{next(_savepoints)}"
+        cursors: list[Any] = []
+        try:
+            with driver.pipeline():
+                for statement, arguments in ((f"SAVEPOINT {name}", None), (sql, args), (f"RELEASE SAVEPOINT {name}", None)):
+                    cursor = driver.cursor()
+                    cursors.append(cursor)
+                    cursor.execute(statement, arguments)
+        except BaseException as error:
+            try:
+                with driver.cursor() as cursor:
+                    cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    cursor.execute(f"RELEASE SAVEPOINT {name}")
+            except Exception:  # noqa: BLE001  (the transaction is gone: the original error says why)
+                pass
+            connection._handle_dbapi_exception(error, sql, args, None, None)  # pyright: ignore[reportPrivateUsage]
+        count: int = cursors[1].rowcount
+        for cursor in cursors:
+            cursor.close()
+        return count
 
     def insert(self, connection: sa.Connection, params: Mapping[str, Any]) -> Any:
         """Execute an INSERT of one row; returns its autoincrement id (None where the driver has no lastrowid)."""

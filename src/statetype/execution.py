@@ -137,7 +137,9 @@ class _TableInfo:
         self.statements: dict[frozenset[str], sa.Update] = {}
         self.prepared: dict[frozenset[str], _raw.Prepared] = {}
 
-    def execute(self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any]) -> int:
+    def execute(
+        self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any], in_savepoint: bool = False
+    ) -> int | None:
         """Run the compare-and-set UPDATE; returns the matched row count.
 
         The statement is compiled once per dialect and sent by
@@ -145,11 +147,15 @@ class _TableInfo:
         nothing listens to the connection, else with ``exec_driver_sql``
         (which keeps SQLAlchemy's events and logging). Either way it skips
         the per-call compile-cache lookup and parameter processing of
-        ``execute()``.
+        ``execute()``. With ``in_savepoint``, the statement runs inside a
+        savepoint sent in the same round trip, or not at all (None returned)
+        where that is not possible.
         """
         prepared = self.prepared.get(changed)
         if prepared is None:
             prepared = self.prepared[changed] = _raw.Prepared(self.statement(changed))
+        if in_savepoint:
+            return prepared.run_in_savepoint(connection, params)
         return prepared.run(connection, params)
 
     def execute_expressions(
@@ -425,7 +431,9 @@ def _write(
     conflict, the row is deleted again by its id (see ``_history_undo``).
     Elsewhere the history row follows the compare-and-set inside a savepoint,
     as every write does on PostgreSQL, which aborts the whole transaction on
-    any failed statement (a CHECK or trigger of the user's, a lock timeout).
+    any failed statement (a CHECK or trigger of the user's, a lock timeout);
+    there, without history, psycopg 3 sends SAVEPOINT, UPDATE and RELEASE in
+    one round trip (pipeline mode).
     """
     info = table_info(compiled.model, compiled.key)
     connection = _connection(session, info.mapper)
@@ -433,6 +441,9 @@ def _write(
     undo = _history_undo(connection, log) if log is not None else None
     if log is None and connection.dialect.name != "postgresql":
         _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
+    elif log is None and not expressions:
+        # PostgreSQL: SAVEPOINT, UPDATE and RELEASE in one round trip where the driver can.
+        _compare_and_set(bound, info, obj, state, step, connection, changed, expressions, in_savepoint=True)
     elif undo is not None:
         identity = state.identity
         if identity is None:
@@ -490,8 +501,13 @@ def _compare_and_set(
     connection: sa.Connection,
     changed: frozenset[str] | tuple[()],
     expressions: dict[str, Any],
+    in_savepoint: bool = False,
 ) -> tuple[Any, ...]:
-    """Run the compare-and-set; returns the object's primary key. Raises ConcurrentTransitionError."""
+    """Run the compare-and-set; returns the object's primary key. Raises ConcurrentTransitionError.
+
+    ``in_savepoint``: inside a savepoint of its own, sent with the UPDATE in
+    one round trip where the driver can (PostgreSQL with psycopg 3).
+    """
     old = cast("StateType[Any]", step.from_state)
     params: dict[str, Any] = {"st_new": step.to_state, "st_old": old}
     identity = state.identity
@@ -513,19 +529,45 @@ def _compare_and_set(
         if info.version_generator is not False:
             params["st_ver_new"] = info.version_generator(old_version)
     keys = frozenset(changed)
+    matched: int | None
     if expressions:
         matched = info.execute_expressions(connection, keys, params, expressions)
+    elif in_savepoint:
+        matched = info.execute(connection, keys, params, in_savepoint=True)
+        if matched is None:
+            savepoint = Savepoint(connection)
+            try:
+                matched = info.execute(connection, keys, params)
+            except BaseException:
+                savepoint.rollback()
+                raise
+            savepoint.release()
     else:
         matched = info.execute(connection, keys, params)
     if matched != 1:
         label = f"{type(bound.registry).__name__}.{bound.name}: {type(obj).__name__} {object_id_text(tuple(identity))}"
-        if not info.exists(connection, tuple(identity)):
+        if not _exists(connection, info, tuple(identity)):
             raise ConcurrentTransitionError(f"{label} was deleted by another transaction")
         detail = f"is no longer {old.title}" + (" at the version loaded" if info.version_key else "")
         raise ConcurrentTransitionError(f"{label} {detail} in the database; another transaction changed it first")
     if "st_ver_new" in params:
         values[info.version_key] = params["st_ver_new"]  # type: ignore[index]
     return tuple(identity)
+
+
+def _exists(connection: sa.Connection, info: _TableInfo, identity: tuple[Any, ...]) -> bool:
+    """Whether the row is still there (after a compare-and-set that matched nothing); on PostgreSQL
+    inside a savepoint, as the locking read could fail (a lock timeout) and abort the transaction."""
+    if connection.dialect.name != "postgresql":
+        return info.exists(connection, identity)
+    savepoint = Savepoint(connection)
+    try:
+        found = info.exists(connection, identity)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.release()
+    return found
 
 
 def _committed(
