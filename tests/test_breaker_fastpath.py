@@ -1,5 +1,6 @@
 """Adversarial tests of the fast paths: the direct-cursor statements (``_raw``), the session
-connection shortcut, history-first on SQLite (per-row and bulk), ``available()`` from loaded
+connection shortcut, history on SQLite (per-row and bulk; written first there for a while, which these
+tests showed wrong), ``available()`` from loaded
 members, cached bound transitions and the in-memory paths.
 
 Tests that pass document a guarantee. A test that exposes a defect is kept and marked
@@ -13,7 +14,6 @@ import asyncio
 import copy
 import datetime as dt
 import importlib.util
-import os
 import pickle
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -51,12 +51,6 @@ CreateAll = Callable[[sa.MetaData], None]
 FIXED = dt.datetime(2026, 6, 1, 12, 0, 0)
 
 
-def _sqlite_only_defect(request: pytest.FixtureRequest, engine: sa.Engine, reason: str) -> None:
-    """Mark the running test as a known defect when it runs on SQLite (strict: an XPASS fails)."""
-    if engine.dialect.name == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 class FState(StateType[int]):
     is_draft = State(1, "Draft")
     is_live = State(2, "Live")
@@ -90,7 +84,9 @@ class Card(RawBase):
     label: Mapped[str | None] = mapped_column(Upper())
     payload: Mapped[dict[str, Any] | None] = mapped_column(MutableDict.as_mutable(sa.JSON()))
     py_stamp: Mapped[str | None] = mapped_column(sa.String(20), onupdate=lambda: "py-onupdate")
-    sql_stamp: Mapped[str | None] = mapped_column(sa.String(20), onupdate=sa.func.lower("SQL-ONUPDATE"))
+    sql_stamp: Mapped[str | None] = mapped_column(
+        sa.String(20), onupdate=sa.func.lower(sa.literal_column("'SQL-ONUPDATE'"))
+    )
     tags: Mapped[list[Tag]] = relationship(back_populates="card")
 
 
@@ -132,6 +128,7 @@ class Hooked(Transitions[Card]):
     def decorate(self, card: Card, data: Mapping[str, Any]) -> str:
         card.label = "shouted"
         card.payload = {"tags": ["a", "b"], "n": 1}
+        card.py_stamp = "from-hook"  # set explicitly: the Python onupdate must not replace it
         return "decorated"
 
     @close.execute
@@ -169,67 +166,66 @@ def _log_count(db: Session) -> int:
 # ---------------------------------------------------------------------- quiet()
 
 
-@pytest.mark.parametrize("how", ["named", "once", "retval", "before_execute", "do_execute", "propagate-class"])
+@pytest.mark.parametrize(
+    "how", ["named", "once", "retval", "before_execute", "after_execute", "do_execute", "Engine class"]
+)
 def test_listeners_added_in_unusual_ways_switch_the_direct_path_off_and_see_the_update(
     raw_db: Session, how: str
 ) -> None:
     engine = raw_db.get_bind()
     assert isinstance(engine, sa.Engine)
     seen: list[str] = []
-    target: Any = engine
-    name = "before_cursor_execute"
-    kw: dict[str, Any] = {}
 
-    def record(*args: Any, **kwargs: Any) -> Any:
-        statement = kwargs.get("statement")
-        if statement is None:
-            statement = next((a for a in args if isinstance(a, str)), None)
-        if statement is None:  # before_execute: the clause element
-            statement = str(next(a for a in args[1:2]))
+    def cursor_event(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> Any:
         seen.append(statement)
-        if how == "retval":
-            return kwargs.get("statement", args[2]), kwargs.get("parameters", args[3])
-        return None
+        return (statement, parameters) if how == "retval" else None
 
+    def named_event(**kw: Any) -> None:
+        seen.append(kw["statement"])
+
+    def execute_event(conn: Any, clause: Any, *rest: Any) -> None:
+        seen.append(str(clause))
+
+    def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        seen.append(statement)  # returns None: the dialect still executes
+
+    target: Any = engine
+    name: str = "before_cursor_execute"
+    fn: Callable[..., Any] = cursor_event
+    kw: dict[str, bool] = {}
     if how == "named":
-        kw["named"] = True
+        fn, kw = named_event, {"named": True}
     elif how == "once":
-        kw["once"] = True
+        kw = {"once": True}
     elif how == "retval":
-        kw["retval"] = True
-    elif how == "before_execute":
-        name = "before_execute"
+        kw = {"retval": True}
+    elif how in ("before_execute", "after_execute"):
+        name, fn = how, execute_event
     elif how == "do_execute":
-        name = "do_execute"
-    elif how == "propagate-class":
-        target = sa.Engine
-        name = "after_cursor_execute"
-    event.listen(target, name, record, **kw)
+        name, fn = "do_execute", do_execute
+    elif how == "Engine class":
+        target, name = sa.Engine, "after_cursor_execute"
+    event.listen(target, name, fn, **kw)
     try:
-        raw_db.rollback()  # a fresh connection after the listener is in place
         assert not quiet(raw_db.connection())
         card = raw_db.get(Card, 1)
         assert card is not None
         seen.clear()
         Logged().publish(card)
     finally:
-        event.remove(target, name, record)
-    if how == "do_execute":
-        # do_execute listeners do not pass the statement on: the driver never ran it.
-        assert any(s.startswith("UPDATE bf_card") for s in seen)
-        raw_db.rollback()
-        return
-    assert any(s.startswith("UPDATE bf_card") for s in seen), seen
+        event.remove(target, name, fn)
+    if how != "once":
+        assert any(s.lstrip().startswith("UPDATE bf_card") for s in seen), seen
     raw_db.commit()
     assert raw_db.scalar(sa.select(Card.state).where(Card.id == 1)) is FState.is_live
+    assert raw_db.scalars(sa.select(CardLog.object_id)).all() == ["1"]
 
 
-def test_echo_debug_and_logging_token_keep_working(db_url: sa.URL, create_all: CreateAll, engine: sa.Engine,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_echo_debug_logs_the_update(db_url: sa.URL, create_all: CreateAll, caplog: pytest.LogCaptureFixture) -> None:
     create_all(RawBase.metadata)
-    loud = sa.create_engine(db_url, echo="debug", logging_name="bf")
+    loud = sa.create_engine(db_url, echo="debug")
     try:
-        with Session(loud.execution_options(logging_token="tok")) as session:
+        with Session(loud) as session:
             session.add(Card(id=1))
             session.commit()
             assert not quiet(session.connection())
@@ -240,11 +236,10 @@ def test_echo_debug_and_logging_token_keep_working(db_url: sa.URL, create_all: C
             assert session.scalar(sa.select(Card.state)) is FState.is_live
     finally:
         loud.dispose()
-    assert any("UPDATE bf_card" in r.getMessage() for r in caplog.records)
+    assert any(r.getMessage().startswith("UPDATE bf_card") for r in caplog.records)
 
 
-def test_hidden_parameters_stay_hidden_in_a_direct_path_error(db_url: sa.URL, create_all: CreateAll,
-                                                             engine: sa.Engine) -> None:
+def test_hidden_parameters_stay_hidden_in_a_direct_path_error(db_url: sa.URL, create_all: CreateAll) -> None:
     create_all(RawBase.metadata)
     hidden = sa.create_engine(db_url, hide_parameters=True)
     try:
@@ -267,21 +262,22 @@ class Converted(Exception):
     pass
 
 
-def test_a_handle_error_listener_that_converts_the_error_is_honoured(raw_db: Session) -> None:
+@pytest.mark.parametrize("registry", [Plain, Hooked])  # without history: PostgreSQL's pipelined savepoint
+def test_a_handle_error_listener_that_converts_the_error_is_honoured(raw_db: Session, registry: type[Any]) -> None:
     _caller_work(raw_db)
     engine = raw_db.get_bind()
     assert isinstance(engine, sa.Engine)
 
-    def convert(context: Any) -> BaseException:
-        return Converted(f"converted: {type(context.original_exception).__name__}")
+    def convert(context: Any) -> None:
+        raise Converted(f"converted: {type(context.original_exception).__name__}")
 
-    event.listen(engine, "handle_error", convert, retval=True)
+    event.listen(engine, "handle_error", convert)
     try:
         assert quiet(raw_db.connection())
         card = raw_db.get(Card, 2)
         assert card is not None
         with pytest.raises(Converted):
-            Hooked().publish(card)
+            registry().publish(card)
         assert card.state.is_draft and card.label is None and card.payload is None
         assert card not in raw_db.dirty
     finally:
@@ -307,7 +303,7 @@ def test_a_disconnect_on_the_direct_path_invalidates_the_connection(raw_db: Sess
         other.exec_driver_sql(kill)
         other.commit()
     with pytest.raises(sa.exc.DBAPIError) as raised:
-        Logged().publish(card)
+        Plain().publish(card)
     assert raised.value.connection_invalidated
     assert card.state.is_draft
     raw_db.rollback()
@@ -337,8 +333,8 @@ def test_hook_values_go_through_bind_processing_typedecorator_and_json(raw_db: S
     applied = Hooked().publish(card)
     assert applied.results == {"decorate": "decorated"}
     raw_db.commit()
-    label = raw_db.execute(sa.text("SELECT label FROM bf_card WHERE id = 1")).scalar_one()
-    assert label == "SHOUTED"
+    label, stamp = raw_db.execute(sa.text("SELECT label, py_stamp FROM bf_card WHERE id = 1")).one()
+    assert (label, stamp) == ("SHOUTED", "from-hook")
     raw_db.expire_all()
     card = raw_db.get(Card, 1)
     assert card is not None and card.payload == {"tags": ["a", "b"], "n": 1}
@@ -362,7 +358,31 @@ def test_a_failing_hook_puts_back_collections_and_mutable_values_changed_in_plac
     with pytest.raises(RuntimeError, match="hook failed"):
         Hooked().close(card)
     assert card.state.is_draft and card.label is None
-    assert card.tags == [] and card.payload == {"kept": 1}
+    assert (len(card.tags), dict(card.payload or {})) == (0, {"kept": 1})
+
+
+class Revised(RawBase):
+    """A revision counter kept by a SQL onupdate expression that carries a bound literal (``+ 1``)."""
+
+    __tablename__ = "bf_revised"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[FState] = mapped_column(FState(), default=FState.is_draft)
+    revision: Mapped[int] = mapped_column(default=0, onupdate=sa.literal_column("revision") + 1)
+
+
+class RevisedTx(Transitions[Revised]):
+    publish = Transition(FState.is_draft, FState.is_live)
+
+
+def test_a_sql_onupdate_with_a_bound_literal_is_applied(raw_db: Session) -> None:
+    raw_db.add(Revised(id=1))
+    raw_db.commit()
+    revised = raw_db.get(Revised, 1)
+    assert revised is not None
+    RevisedTx().publish(revised)
+    raw_db.commit()
+    assert tuple(raw_db.execute(sa.text("SELECT state, revision FROM bf_revised")).one()) == (2, 1)
+    assert revised.revision == 1
 
 
 # ---------------------------------------------------------------------- version counters and keys
@@ -398,8 +418,8 @@ class Manual(VerBase):
 
 class Pair(VerBase):
     __tablename__ = "bf_pair"
-    left: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
-    right: Mapped[int] = mapped_column(primary_key=True)
+    part: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
+    num: Mapped[int] = mapped_column(primary_key=True)
     state: Mapped[FState] = mapped_column(FState(), default=FState.is_draft)
 
 
@@ -449,7 +469,7 @@ def ver_db(engine: sa.Engine, create_all: CreateAll) -> Iterator[Session]:
     with Session(engine) as session:
         session.add_all([
             Counted(id=1), Counted(id=2), Uuided(id=1, version="v0"), Uuided(id=2, version="v0"),
-            Manual(id=1), Manual(id=2), Pair(left="a", right=1), Pair(left="a", right=2),
+            Manual(id=1), Manual(id=2), Pair(part="a", num=1), Pair(part="a", num=2),
             Slug(slug="x-1"), Slug(slug="x-2"),
         ])
         session.commit()
@@ -458,8 +478,8 @@ def ver_db(engine: sa.Engine, create_all: CreateAll) -> Iterator[Session]:
 
 @pytest.mark.parametrize("model", [Counted, Uuided, Manual])
 def test_version_counters_are_bumped_and_checked(ver_db: Session, model: type[Any]) -> None:
-    registry: Transitions[Any, Any] = {Counted: CountedTx, Uuided: UuidedTx, Manual: ManualTx}[model]()
-    obj = ver_db.get(model, 1)
+    registry: Any = {Counted: CountedTx, Uuided: UuidedTx, Manual: ManualTx}[model]()
+    obj: Any = ver_db.get(model, 1)
     before = obj.version
     registry.publish(obj)
     ver_db.commit()
@@ -472,7 +492,7 @@ def test_version_counters_are_bumped_and_checked(ver_db: Session, model: type[An
     # A version changed behind the session is a conflict, with nothing written.
     ver_db.add(VerNote(id=1))
     ver_db.flush()
-    other = ver_db.get(model, 2)
+    other: Any = ver_db.get(model, 2)
     new_version = "other" if model is Uuided else 7
     ver_db.execute(sa.update(model.__table__).where(model.__table__.c.id == 2).values(version=new_version))
     with pytest.raises(ConcurrentTransitionError):
@@ -495,9 +515,7 @@ def test_composite_and_string_keys_with_history_and_conflicts(ver_db: Session) -
     pair2 = ver_db.get(Pair, ("a", 2))
     slug2 = ver_db.get(Slug, "x-2")
     assert pair2 is not None and slug2 is not None
-    ver_db.execute(sa.text("UPDATE bf_pair SET state = 3 WHERE \"right\" = 2".replace('"', "`")
-                           if ver_db.get_bind().dialect.name == "mysql" else
-                           "UPDATE bf_pair SET state = 3 WHERE \"right\" = 2"))
+    ver_db.execute(sa.text("UPDATE bf_pair SET state = 3 WHERE num = 2"))
     ver_db.execute(sa.text("DELETE FROM bf_slug WHERE slug = 'x-2'"))
     with pytest.raises(ConcurrentTransitionError):
         PairTx().publish(pair2)
@@ -596,12 +614,6 @@ def trig_db(engine: sa.Engine, create_all: CreateAll) -> Iterator[Session]:
 def test_a_conflict_with_an_append_only_log_leaves_the_callers_work_committable(
     request: pytest.FixtureRequest, trig_db: Session, engine: sa.Engine
 ) -> None:
-    _sqlite_only_defect(
-        request, engine,
-        "DESIGN 4: 'the caller's own earlier work in the same transaction stays intact and committable'; "
-        "on SQLite the history row inserted first is taken back by DELETE, which an append-only log "
-        "(BEFORE DELETE trigger) refuses, so abandon() kills the caller's transaction",
-    )
     _triggers(engine, append_only=True, counting=False)
     trig_db.add(TNote(id=1))
     trig_db.flush()
@@ -624,12 +636,6 @@ def test_a_conflict_with_an_append_only_log_leaves_the_callers_work_committable(
 def test_a_conflict_leaves_no_trace_of_the_history_rows_triggers(
     request: pytest.FixtureRequest, trig_db: Session, engine: sa.Engine
 ) -> None:
-    _sqlite_only_defect(
-        request, engine,
-        "DESIGN 4: a failure 'leaves the database ... exactly as before'; on SQLite the history row is "
-        "inserted before the compare-and-set and only DELETEd on a conflict, so an AFTER INSERT trigger's "
-        "work (a counter table) stays committed",
-    )
     _triggers(engine, append_only=False, counting=True)
     card = trig_db.get(TCard, 1)
     assert card is not None
@@ -663,6 +669,125 @@ def test_sqlite_autocommit_engine_conflict_leaves_no_history_row(db_url: sa.URL,
             assert session.scalars(sa.select(TLog.object_id)).all() == ["2"]
     finally:
         auto.dispose()
+
+
+def test_a_history_row_a_trigger_skips_does_not_make_the_undo_delete_another_row(
+    request: pytest.FixtureRequest, trig_db: Session, engine: sa.Engine
+) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER bf_tlog_skip BEFORE INSERT ON bf_tlog WHEN NEW.transition = 'archive' "
+                "BEGIN SELECT RAISE(IGNORE); END"
+            )
+    first = trig_db.get(TCard, 1)
+    second = trig_db.get(TCard, 2)
+    assert first is not None and second is not None
+    TTx().publish(first)
+    trig_db.execute(sa.text("UPDATE bf_tcard SET state = 2 WHERE id = 2"))  # another writer
+    with pytest.raises(ConcurrentTransitionError):
+        ArchiveTx().archive(second)
+    trig_db.commit()
+    assert trig_db.scalars(sa.select(TLog.object_id)).all() == ["1"]
+
+
+class ArchiveTx(Transitions[TCard]):
+    log = TLog
+    archive = Transition(FState.is_draft, FState.is_closed)
+
+
+def test_a_database_lock_on_the_direct_path_is_a_conflict(db_url: sa.URL, engine: sa.Engine,
+                                                         create_all: CreateAll) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's database lock")
+    create_all(TrigBase.metadata)
+    with Session(engine) as setup:
+        setup.add_all([TCard(id=1)])
+        setup.commit()
+    impatient = sa.create_engine(db_url, connect_args={"timeout": 0.1})
+    blocker = impatient.raw_connection()
+    try:
+        with Session(impatient) as session:
+            card = session.get(TCard, 1)
+            assert card is not None
+            assert quiet(session.connection())
+            cursor = blocker.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            with pytest.raises(ConcurrentTransitionError) as raised:
+                TTx().publish(card)
+            assert isinstance(raised.value.__cause__, sa.exc.OperationalError)
+            assert card.state.is_draft
+            blocker.rollback()
+            session.rollback()
+            TTx().publish(card)
+            session.commit()
+            assert session.scalars(sa.select(TLog.object_id)).all() == ["1"]
+    finally:
+        blocker.close()
+        impatient.dispose()
+
+
+class UnloggedTTx(Transitions[TCard]):
+    publish = Transition(FState.is_draft, FState.is_live)
+
+
+@pytest.mark.parametrize("registry", [TTx, UnloggedTTx])
+def test_an_autocommit_engine(
+    request: pytest.FixtureRequest, db_url: sa.URL, engine: sa.Engine, create_all: CreateAll, registry: type[Any]
+) -> None:
+    name = engine.dialect.name
+    if name == "postgresql" or (name == "mysql" and registry is TTx):
+        request.applymarker(pytest.mark.xfail(
+            strict=True,
+            reason="DESIGN 3/4: works on PostgreSQL and MariaDB, as a plain ORM write does; with "
+            "isolation_level='AUTOCOMMIT' statetype's SAVEPOINT runs outside a transaction block "
+            "(ensure_transaction() defends SQLite only): PostgreSQL refuses it (the pipelined error even "
+            "names the UPDATE), MariaDB then fails on RELEASE SAVEPOINT",
+        ))
+    create_all(TrigBase.metadata)
+    with Session(engine) as setup:
+        setup.add_all([TCard(id=1)])
+        setup.commit()
+    auto = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    try:
+        with Session(auto) as session:
+            card = session.get(TCard, 1)
+            assert card is not None
+            registry().publish(card)
+            session.commit()
+            assert session.scalar(sa.select(TCard.state)) is FState.is_live
+    finally:
+        auto.dispose()
+
+
+@pytest.mark.parametrize("registry", [TTx, ArchiveTx, UnloggedTTx])
+def test_a_row_changed_by_a_committed_transaction_under_repeatable_read_is_a_conflict(
+    db_url: sa.URL, engine: sa.Engine, create_all: CreateAll, registry: type[Any]
+) -> None:
+    if engine.dialect.name == "sqlite":
+        pytest.skip("no isolation levels to speak of")
+    create_all(TrigBase.metadata)
+    with Session(engine) as setup:
+        setup.add_all([TCard(id=1)])
+        setup.commit()
+    strict = sa.create_engine(db_url, isolation_level="REPEATABLE READ")
+    try:
+        with Session(strict) as session:
+            session.add(TNote(id=1))
+            session.flush()
+            card = session.get(TCard, 1)
+            assert card is not None
+            assert quiet(session.connection())
+            with engine.begin() as other:
+                other.execute(sa.text("UPDATE bf_tcard SET state = 3 WHERE id = 1"))
+            with pytest.raises(ConcurrentTransitionError):
+                getattr(registry(), "archive" if registry is ArchiveTx else "publish")(card)
+            assert card.state.is_draft
+            session.commit()
+            assert session.scalars(sa.select(TNote.id)).all() == [1]
+            assert session.scalar(sa.select(sa.func.count()).select_from(TLog)) == 0
+    finally:
+        strict.dispose()
 
 
 # ---------------------------------------------------------------------- custom logs
@@ -711,7 +836,7 @@ class StampTx(Transitions[LCard]):
 
     @recount.execute
     def count_history(self, card: LCard, data: Mapping[str, Any]) -> None:
-        card.logged = _history_count(LCard)  # type: ignore[assignment]
+        card.logged = _history_count(LCard)
 
     @count_history.expression
     def _count_history_sql(self, model: type[LCard], now: dt.datetime) -> Mapping[str, Any]:
@@ -735,6 +860,26 @@ def log_db(engine: sa.Engine, create_all: CreateAll) -> Iterator[Session]:
         session.add_all([LCard(id=i) for i in (1, 2, 3)])
         session.commit()
         yield session
+
+
+class ExprLog(TransitionLogMixin, LogBase):
+    """A log whose extra column has a SQL-expression default carrying a bound literal."""
+
+    __tablename__ = "bf_expr_log"
+    source: Mapped[str] = mapped_column(sa.String(20), default=sa.func.lower("SQL-DEFAULT"))
+
+
+class ExprTx(Transitions[LCard]):
+    log = ExprLog
+    publish = Transition(FState.is_draft, FState.is_live)
+
+
+def test_a_log_with_a_sql_expression_default(log_db: Session) -> None:
+    card = log_db.get(LCard, 1)
+    assert card is not None
+    ExprTx().publish(card)
+    log_db.commit()
+    assert [(r.object_id, r.source) for r in log_db.scalars(sa.select(ExprLog))] == [("1", "sql-default")]
 
 
 @pytest.mark.parametrize("registry", [UuidTx, StampTx])
@@ -764,12 +909,6 @@ def test_custom_logs_with_python_defaults_and_conflicts(log_db: Session, registr
 def test_a_hooks_sql_expression_does_not_see_the_steps_own_history_row_per_row(
     request: pytest.FixtureRequest, log_db: Session, engine: sa.Engine
 ) -> None:
-    _sqlite_only_defect(
-        request, engine,
-        "DESIGN 4: a step 'changes the state with a compare-and-set ... [then] writes history'; on SQLite "
-        "the history row goes first, so SQL a hook assigned (evaluated in the compare-and-set) sees the "
-        "step's own history row: 1 here, 0 on PostgreSQL and MariaDB",
-    )
     card = log_db.get(LCard, 1)
     assert card is not None
     StampTx().recount(card)
@@ -780,12 +919,6 @@ def test_a_hooks_sql_expression_does_not_see_the_steps_own_history_row_per_row(
 def test_a_hooks_sql_form_does_not_see_the_steps_own_history_rows_in_bulk(
     request: pytest.FixtureRequest, log_db: Session, engine: sa.Engine
 ) -> None:
-    _sqlite_only_defect(
-        request, engine,
-        "bulk on SQLite writes history by INSERT ... SELECT before the UPDATE, and the values (SQL forms "
-        "of execute hooks, step_values) are not checked for the log table: they see the step's own rows "
-        "(1 here; 0 on PostgreSQL and MariaDB, and 0 on SQLite's general way)",
-    )
     StampTx().recount.bulk(log_db, LCard.id == 1)
     log_db.commit()
     assert log_db.scalar(sa.select(LCard.logged).where(LCard.id == 1)) == 0
@@ -876,12 +1009,6 @@ def _moved(db: Session) -> list[int]:
 def test_a_criterion_reading_the_log_table_statetype_cannot_see_records_the_rows_it_moved(
     request: pytest.FixtureRequest, bulk_db: Session, engine: sa.Engine, form: str
 ) -> None:
-    _sqlite_only_defect(
-        request, engine,
-        "DESIGN 4: history is 'one row per applied step'; on SQLite bulk's INSERT ... SELECT runs before "
-        "the UPDATE and the two are compared by count only, so a criterion reading the log table through "
-        "sa.table()/text() that picks a different row of the same count records page 1 while page 2 moves",
-    )
     criterion: sa.ColumnElement[bool]
     if form == "text":
         criterion = sa.text("bf_page.id = (SELECT count(*) FROM bf_page_log) + 1")  # type: ignore[assignment]
@@ -911,9 +1038,10 @@ def test_criteria_reading_the_log_table_through_the_orm_take_the_general_way(
         criterion = ~sa.exists().where(PageLog.object_id == sa.cast(Page.id, sa.String(255)))
     result = tx.publish.bulk(bulk_db, criterion, Page.id <= 4)
     bulk_db.commit()
-    assert sorted(result.ids) == [2]
-    history = _page_history(bulk_db)
-    assert sorted(h[0] for h in history) == ["1", "2"]
+    expected = [2] if form == "aliased" else [2, 3, 4]
+    assert sorted(result.ids) == expected
+    assert sorted(int(h[0]) for h in _page_history(bulk_db)) == [1, *expected]
+    assert _moved(bulk_db) == [1, *expected, 6]
 
 
 def test_a_self_loop_with_a_guard_and_after_commit_hooks_records_each_row_once(bulk_db: Session) -> None:
@@ -978,7 +1106,7 @@ class Routing(Session):
     def get_bind(self, mapper: Any = None, clause: Any = None, **kw: Any) -> Any:
         if mapper is not None and self.other is not None and sa.inspect(mapper).class_ in (Card, CardLog):
             return self.other
-        return super().get_bind(mapper, clause, **kw)
+        return super().get_bind(mapper, clause=clause, **kw)
 
 
 def test_a_get_bind_override_is_honoured(engine: sa.Engine, create_all: CreateAll, tmp_path: Path) -> None:
@@ -1039,8 +1167,12 @@ def test_after_rollback_and_close_the_session_finds_its_connection_again(raw_db:
     assert sorted(raw_db.scalars(sa.select(CardLog.object_id))) == ["1", "3"]
 
 
-@pytest.mark.parametrize("mode", ["create_savepoint", "rollback_only", "conservative_savepoint"])
+@pytest.mark.parametrize("mode", ["create_savepoint", "rollback_only"])
 def test_a_session_joined_to_an_external_transaction(engine: sa.Engine, create_all: CreateAll, mode: str) -> None:
+    if mode == "create_savepoint" and engine.dialect.name == "sqlite":
+        # pysqlite's legacy transactions: a SAVEPOINT before any DML begins none, so the session's
+        # RELEASE commits; a plain ORM change escapes the outer rollback the same way.
+        pytest.skip("pysqlite SAVEPOINT without BEGIN (SQLAlchemy's documented limitation)")
     create_all(RawBase.metadata)
     with Session(engine) as setup:
         setup.add_all([Card(id=1), Card(id=2)])
@@ -1118,7 +1250,7 @@ def test_async_session_direct_path_history_conflict_and_rejected_statement(
                 await session.commit()
                 notes = list((await session.scalars(sa.select(Note.text))).all())
                 logged = list((await session.scalars(sa.select(CardLog.object_id))).all())
-                states = {i: s.value for i, s in (await session.execute(sa.select(Card.id, Card.state))).tuples()}
+                states = {int(r[0]): int(r[1].value) for r in await session.execute(sa.select(Card.id, Card.state))}
                 labels = list((await session.scalars(sa.select(Card.label).where(Card.id == 1))).all())
         finally:
             await aengine.dispose()
@@ -1130,20 +1262,6 @@ def test_async_session_direct_path_history_conflict_and_rejected_statement(
 
 
 # ====================================================================== available()
-
-
-class AvailBase(DeclarativeBase):
-    pass
-
-
-class Item(AvailBase):
-    __tablename__ = "bf_item"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(sa.String(10), default="item")
-    state: Mapped[AState] = mapped_column(AState(check=False), default=1)
-    size: Mapped[int] = mapped_column(default=0)
-    created: Mapped[dt.datetime] = mapped_column(default=dt.datetime(2020, 1, 1))
-    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "item"}
 
 
 class AState(StateType[int]):
@@ -1159,8 +1277,31 @@ class AState(StateType[int]):
     def _is_big_sql(self, item: type[Item]) -> sa.ColumnElement[bool]:
         return item.size > 5
 
+    @is_new.conditional
+    def is_unlogged(self, item: Item) -> bool:
+        return True
 
-Item.__annotations__["state"] = Mapped[AState]
+    @is_unlogged.expression
+    def _is_unlogged_sql(self, item: type[Item]) -> sa.ColumnElement[bool]:
+        return ~sa.exists().where(
+            sa.table("bf_item_log", sa.column("object_id")).c.object_id == sa.cast(item.id, sa.String(255))
+        )
+
+
+class AvailBase(DeclarativeBase):
+    pass
+
+
+class Item(AvailBase):
+    __tablename__ = "bf_item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(10), default="item")
+    state: Mapped[AState] = mapped_column(AState(check=False), default=AState.is_new)
+    size: Mapped[int] = mapped_column(default=0)
+    created: Mapped[dt.datetime] = mapped_column(default=dt.datetime(2020, 1, 1))
+    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "item"}
+
+
 
 
 class BigItem(Item):
@@ -1234,45 +1375,100 @@ def test_available_agrees_with_check_for_objects_in_every_condition(engine: sa.E
 
 
 def test_hooks_added_later_apply_to_available_from_the_next_call() -> None:
-    item = Item(state=AState.is_new)
-    tx = ItemTx("admin")
-    assert "reset" in [b.name for b in tx.available(item)]
-    calls: list[int] = []
+    class LateTx(Transitions[Item, str]):
+        open = Transition(AState.is_new, AState.is_open)
 
-    def refuse(self: ItemTx, obj: Item) -> bool:
-        calls.append(1)
+    item = Item(state=AState.is_new)
+    tx = LateTx("admin")
+    assert [b.name for b in tx.available(item)] == ["open"]
+    tx.open(Item(state=AState.is_new))  # a compiled plan exists now
+
+    @LateTx.open.guard
+    def never(self: LateTx, obj: Item) -> bool:
+        """Never."""
         return False
 
-    ItemTx.reset.guard(refuse)
-    try:
-        assert "reset" not in [b.name for b in tx.available(item)]
-        assert not tx.reset.check(item) and calls
-    finally:
-        ItemTx.reset.guards.remove(next(g for g in ItemTx.reset.guards if g.func is refuse))  # type: ignore[attr-defined]
-        ItemTx.reset._hooks_version += 1  # type: ignore[attr-defined]
+    assert tx.available(item) == [] and not tx.open.check(item)
+
+
+class ItemLog(TransitionLogMixin, AvailBase):
+    __tablename__ = "bf_item_log"
+
+
+class LoggedItemTx(Transitions[Item, str]):
+    log = ItemLog
+    settle = Transition(AState.is_new | AState.is_big, AState.is_done)
+    first_settle = Transition(AState.is_unlogged, AState.is_done)
+
+
+def test_bulk_from_conditional_and_group_sources_records_plain_from_values(
+    engine: sa.Engine, create_all: CreateAll
+) -> None:
+    create_all(AvailBase.metadata)
+    with Session(engine) as session:
+        session.add_all([Item(id=1), Item(id=2, state=AState.is_open, size=9), Item(id=3, state=AState.is_open),
+                         BigItem(id=4)])
+        session.commit()
+        result = LoggedItemTx("admin").settle.bulk(session)
+        session.commit()
+        assert sorted(result.ids) == [1, 2, 4]
+        rows = sorted((r.object_id, r.from_value, r.to_value, r.actor) for r in session.scalars(sa.select(ItemLog)))
+        assert rows == [("1", "1", "3", "admin"), ("2", "2", "3", "admin"), ("4", "1", "3", "admin")]
+
+
+def test_bulk_from_a_conditional_source_whose_sql_reads_the_log_table(engine: sa.Engine, create_all: CreateAll) -> None:
+    """The source's SQL is not among the criteria checked for the log table: the counts must catch it."""
+    create_all(AvailBase.metadata)
+    with Session(engine) as session:
+        session.add_all([Item(id=1), Item(id=2), Item(id=3)])
+        session.commit()
+        session.add(ItemLog(table_name="bf_item", object_id="2", column_name="state", transition="x",
+                            from_value=None, to_value="1", created_at=dt.datetime.now(dt.timezone.utc)))
+        session.commit()
+        result = LoggedItemTx().first_settle.bulk(session)
+        session.commit()
+        assert sorted(result.ids) == [1, 3]
+        rows = sorted((r.object_id, r.transition) for r in session.scalars(sa.select(ItemLog)))
+        assert rows == [("1", "first_settle"), ("2", "x"), ("3", "first_settle")]
+
+
+def test_a_listener_on_an_option_engine_sees_the_update(engine: sa.Engine, create_all: CreateAll) -> None:
+    create_all(RawBase.metadata)
+    tenant = engine.execution_options(logging_token="tenant")
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        seen.append(statement)
+
+    event.listen(tenant, "after_cursor_execute", record)
+    with Session(tenant) as session:
+        session.add(Card(id=1))
+        session.commit()
+        card = session.get(Card, 1)
+        assert card is not None
+        Logged().publish(card)
+        session.commit()
+    assert any(s.startswith("UPDATE bf_card") for s in seen)
 
 
 # ====================================================================== cached bound transitions
 
 
 def test_a_copied_registry_with_a_new_actor_acts_as_the_new_actor() -> None:
-    pytest.xfail_reason = None  # placeholder to keep mypy quiet about unused imports below
     tx = ItemTx("alice")
-    assert tx.either.actor == "alice"  # caches the bound transition in tx.__dict__
+    assert not tx.either.check(Item(state=AState.is_new))  # caches the bound transition
     clone = copy.copy(tx)
     clone.actor = "admin"
-    item = Item(state=AState.is_new)
-    assert clone.either.registry is clone or clone.either.actor == "admin"
+    assert clone.either.actor == "admin"
+    assert clone.either.check(Item(state=AState.is_new))
 
 
 def test_a_registry_pickles_after_use() -> None:
+    assert pickle.loads(pickle.dumps(ItemTx("alice"))).actor == "alice"
     tx = ItemTx("alice")
     tx.open(Item(state=AState.is_new))
     restored = pickle.loads(pickle.dumps(tx))
     assert restored.actor == "alice"
-    item = Item(state=AState.is_new)
-    restored.open(item)
-    assert item.state.is_open
 
 
 def test_subclass_registries_bind_their_own_transitions() -> None:
@@ -1345,6 +1541,27 @@ def test_in_memory_bare_and_hooked_steps_and_results() -> None:
     assert task.state.is_live and task.note == "before"
 
 
+class TaskLog(TransitionLogMixin, MemBase):
+    __tablename__ = "bf_task_log"
+
+
+class LoggedTaskTx(Transitions[Task]):
+    log = TaskLog
+    bare = Transition(FState.is_draft, FState.is_live)
+
+
+def test_deferred_history_records_the_data_the_step_received(engine: sa.Engine, create_all: CreateAll) -> None:
+    create_all(MemBase.metadata)
+    task = Task(id=1, state=FState.is_draft)
+    data = {"reason": "first"}
+    LoggedTaskTx().bare(task, data=data)
+    data["reason"] = "changed by the caller afterwards"
+    with Session(engine) as session:
+        session.add(task)
+        session.commit()
+        assert [h.data for h in LoggedTaskTx().history(task)] == [{"reason": "first"}]
+
+
 def test_in_memory_failing_hook_puts_back_the_object_itself() -> None:
     task = Task(state=FState.is_draft, note="before")
     with pytest.raises(RuntimeError):
@@ -1382,8 +1599,3 @@ def test_persistent_failing_hook_puts_back_other_objects_it_touched(engine: sa.E
         assert applied.results == {"count_on_board": 42}
         session.commit()
         assert session.scalar(sa.select(Board.count)) == 1
-
-
-def test_unused_environment_names_are_touched() -> None:
-    """Keeps helper imports honest (os is used to read the backend list the conftest uses)."""
-    assert isinstance(os.environ.get("STATETYPE_BACKENDS", ""), str)

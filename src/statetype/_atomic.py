@@ -32,6 +32,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 from sqlalchemy.orm.state import InstanceState
 
+from . import _raw
 from .exceptions import ConcurrentTransitionError
 
 __all__ = [
@@ -63,7 +64,8 @@ class Savepoint:
     """A raw ``SAVEPOINT`` on the session's connection, unknown to the Session.
 
     Cheaper than ``Session.begin_nested()`` (no flush, no ORM bookkeeping); for
-    statements statetype sends itself. ``rollback()`` never masks the original
+    statements statetype sends itself, straight to the driver when nothing
+    listens (:func:`statetype._raw.run`). ``rollback()`` never masks the original
     error: when the database already dropped the savepoint (MariaDB rolls the
     whole transaction back on a deadlock), its own error is swallowed.
     """
@@ -74,15 +76,15 @@ class Savepoint:
         ensure_transaction(connection)
         self.connection = connection
         self.name = f"statetype_{next(_names)}"
-        connection.exec_driver_sql(f"SAVEPOINT {self.name}")
+        _raw.run(connection, f"SAVEPOINT {self.name}", ())
 
     def release(self) -> None:
-        self.connection.exec_driver_sql(f"RELEASE SAVEPOINT {self.name}")
+        _raw.run(self.connection, f"RELEASE SAVEPOINT {self.name}", ())
 
     def rollback(self) -> None:
         try:
-            self.connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {self.name}")
-            self.connection.exec_driver_sql(f"RELEASE SAVEPOINT {self.name}")
+            _raw.run(self.connection, f"ROLLBACK TO SAVEPOINT {self.name}", ())
+            _raw.run(self.connection, f"RELEASE SAVEPOINT {self.name}", ())
         except DBAPIError:
             pass  # the transaction is already gone; the caller sees the original error
 

@@ -30,7 +30,7 @@ from sqlalchemy.engine.interfaces import DBAPICursor
 
 from ._params import guard
 
-__all__ = ["Prepared", "insert", "quiet", "run"]
+__all__ = ["Prepared", "quiet", "run"]
 
 _do_execute = DefaultDialect.do_execute
 _savepoints = itertools.count(1)
@@ -90,16 +90,6 @@ def run(connection: sa.Connection, sql: str, params: Any) -> int:
     return count
 
 
-def insert(connection: sa.Connection, sql: str, params: Any) -> Any:
-    """Execute the INSERT ``sql`` of one row; returns the new row's ``lastrowid`` (SQLite, MySQL/MariaDB)."""
-    if not quiet(connection):
-        return connection.exec_driver_sql(sql, params).lastrowid
-    cursor = _execute(connection, sql, params)
-    row_id = cursor.lastrowid
-    cursor.close()
-    return row_id
-
-
 def _execute(connection: sa.Connection, sql: str, params: Any) -> DBAPICursor:
     cursor: DBAPICursor = connection.connection.cursor()
     try:
@@ -115,11 +105,12 @@ Binders = tuple[tuple[str, Callable[[Any], Any] | None], ...]
 class Prepared:
     """A Core statement compiled once per dialect, with its parameters' bind processors in driver order.
 
-    ``run()`` and ``insert()`` take the statement's parameters by bind name
+    ``run()`` takes the statement's parameters by bind name
     (for an INSERT compiled with ``column_keys``, by column key). Core
     executes the statement itself (the same result, at Core's cost) when it
-    needs an execution context (Python-side defaults to prefetch) or the
-    connection has a ``schema_translate_map``.
+    needs an execution context (Python-side defaults to prefetch), carries
+    values of its own (SQL defaults with literals), or the connection has a
+    ``schema_translate_map``.
     """
 
     __slots__ = ("statement", "column_keys", "_by_dialect")
@@ -148,6 +139,9 @@ class Prepared:
     def _compile(self, dialect: sa.Dialect) -> tuple[str, Binders, bool] | None:
         compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)
         if compiled.insert_prefetch or compiled.update_prefetch:
+            return None
+        if any(not bind.required for bind in compiled.binds.values()):
+            # Values of the statement's own (an onupdate or default in SQL with a literal): Core binds them.
             return None
         processors: Mapping[str, object] = compiled._bind_processors  # pyright: ignore[reportPrivateUsage]
         names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else tuple(compiled.binds)
@@ -201,11 +195,3 @@ class Prepared:
         for cursor in cursors:
             cursor.close()
         return count
-
-    def insert(self, connection: sa.Connection, params: Mapping[str, Any]) -> Any:
-        """Execute an INSERT of one row; returns its autoincrement id (None where the driver has no lastrowid)."""
-        prepared = self._args(connection, params)
-        if prepared is None:
-            key = connection.execute(self.statement, dict(params)).inserted_primary_key
-            return key[0] if key is not None and len(key) == 1 else None
-        return insert(connection, *prepared)

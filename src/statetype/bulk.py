@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.sql import util as sql_util
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapper, Session
 
@@ -165,19 +164,10 @@ def _apply(
     # Everything below is one unit: a rejected history row or hook value leaves no row moved.
     savepoint = Savepoint(connection)
     try:
-        from_states = None
-        if log is not None and _history_first(connection, info, cast("sa.Table", cast(Any, log).__table__), conditions):
-            from_states = _update_history_first(
-                connection, info, groups, conditions, values, cast("sa.Table", cast(Any, log).__table__), bound, now
-            )
-            if from_states is None:  # the two statements saw different rows: start again, the general way
-                savepoint.rollback()
-                savepoint = Savepoint(connection)
-        if from_states is None:
-            from_states = _update(connection, info, groups, conditions, values, skip_locked)
-            history = [(state, ids) for state, ids in from_states if ids]
-            if log is not None and history:
-                _write_history(connection, cast("sa.Table", cast(Any, log).__table__), bound, info, history, now)
+        from_states = _update(connection, info, groups, conditions, values, skip_locked)
+        history = [(state, ids) for state, ids in from_states if ids]
+        if log is not None and history:
+            _write_history(connection, cast("sa.Table", cast(Any, log).__table__), bound, info, history, now)
     except BaseException as error:
         savepoint.rollback()
         raise_converted(error, session, label)
@@ -361,52 +351,6 @@ def _has_conditional(member: StateType[Any]) -> bool:
     if d["_kind"] == "group":
         return any(_has_conditional(e) for e in d["_elements"])
     return False
-
-
-def _history_first(
-    connection: sa.Connection, info: _TableInfo, log_table: sa.Table, conditions: Sequence[ColumnElement[bool]]
-) -> bool:
-    """Whether history can be written by ``INSERT ... SELECT`` over the same rows just before the UPDATE.
-
-    On SQLite only: writers are serialized, so nothing can change the rows
-    between the two statements of one transaction, except the INSERT itself
-    when a criterion reads the log table (then the general way is taken).
-    Needs a single-column key and ``UPDATE ... RETURNING``.
-    """
-    if connection.dialect.name != "sqlite" or not connection.dialect.update_returning or len(info.pk) != 1:
-        return False
-    return all(log_table not in sql_util.find_tables(condition, include_crud=True) for condition in conditions)
-
-
-def _update_history_first(
-    connection: sa.Connection,
-    info: _TableInfo,
-    groups: list[tuple[StateType[Any] | None, ColumnElement[bool]]],
-    conditions: list[ColumnElement[bool]],
-    values: Mapping[Any, object],
-    log_table: sa.Table,
-    bound: BoundTransition[Any, Any],
-    now: dt.datetime,
-) -> list[tuple[StateType[Any] | None, list[tuple[Any, ...]]]] | None:
-    """Per source state: the history rows by ``INSERT ... SELECT``, then ``UPDATE ... RETURNING``.
-
-    The same WHERE picks the rows of both, as a hand-written pair would do,
-    instead of passing the updated keys back to the database. Returns None
-    when the counts differ (the caller then rolls back and takes the general
-    way).
-    """
-    table = info.table
-    pk = info.pk[0][1]
-    results: list[tuple[StateType[Any] | None, list[tuple[Any, ...]]]] = []
-    for from_state, source_condition in groups:
-        where = sa.and_(source_condition, *conditions)
-        inserted = connection.execute(_history_insert(log_table, bound, info, from_state, now, where)).rowcount
-        returning = sa.update(table).where(where).values(values).returning(pk)
-        ids = [tuple(row) for row in connection.execute(returning)]
-        if inserted != len(ids):
-            return None
-        results.append((from_state, ids))
-    return results
 
 
 def _history_insert(

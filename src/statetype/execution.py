@@ -43,7 +43,6 @@ from ._atomic import (
     ObjectSnapshot,
     Savepoint,
     SessionSnapshot,
-    abandon,
     raise_converted,
     rollback_savepoint,
     session_savepoint,
@@ -422,41 +421,25 @@ def _write(
     changed: frozenset[str] | tuple[()],
     expressions: dict[str, Any],
 ) -> None:
-    """The compare-and-set and its history row, as one unit.
+    """The compare-and-set, then its history row, as one unit.
 
     Without history, the compare-and-set is one UPDATE, atomic by itself on
-    SQLite and MariaDB, which roll back only a failed statement. With history
-    on SQLite, the row is inserted first: if the database rejects it there is
-    nothing to undo, and if the compare-and-set then fails or finds a
-    conflict, the row is deleted again by its id (see ``_history_undo``).
-    Elsewhere the history row follows the compare-and-set inside a savepoint,
-    as every write does on PostgreSQL, which aborts the whole transaction on
-    any failed statement (a CHECK or trigger of the user's, a lock timeout);
-    there, without history, psycopg 3 sends SAVEPOINT, UPDATE and RELEASE in
-    one round trip (pipeline mode).
+    SQLite and MariaDB, which roll back only a failed statement; on
+    PostgreSQL, which aborts the whole transaction on any failed statement (a
+    CHECK or trigger of the user's, a lock timeout), it runs inside a
+    savepoint, sent with it in one round trip by psycopg 3 (pipeline mode).
+    With history, the row follows the compare-and-set (so it is written once
+    the step holds the row, and SQL the step runs never sees it) inside a
+    savepoint on every database.
     """
     info = table_info(compiled.model, compiled.key)
     connection = _connection(session, info.mapper)
     log = bound.registry.log
-    undo = _history_undo(connection, log) if log is not None else None
     if log is None and connection.dialect.name != "postgresql":
         _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
     elif log is None and not expressions:
         # PostgreSQL: SAVEPOINT, UPDATE and RELEASE in one round trip where the driver can.
         _compare_and_set(bound, info, obj, state, step, connection, changed, expressions, in_savepoint=True)
-    elif undo is not None:
-        identity = state.identity
-        if identity is None:
-            raise ConcurrentTransitionError(f"{type(obj).__name__} has no identity; it was deleted")
-        row_id = _insert_history(connection, cast("type[Any]", log), info, bound, tuple(identity), step)
-        try:
-            _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
-        except BaseException as error:
-            try:
-                undo.run(connection, {"st_log_id": row_id})
-            except BaseException:
-                abandon(session, error)  # the orphan history row must never be committed
-            raise
     else:
         savepoint = Savepoint(connection)
         try:
@@ -608,53 +591,23 @@ def _insert_history(
     bound: BoundTransition[Any, Any],
     identity: tuple[Any, ...],
     step: AppliedStep[Any],
-) -> Any:
-    """Insert one history row; returns its id where the driver reports it (SQLite, MariaDB), else None."""
-    insert = _history_statements(log)[0]
-    row = _history_row(info, bound, identity, step)
-    if connection.dialect.name in _LASTROWID:
-        return insert.insert(connection, row)
-    insert.run(connection, row)
-    return None
+) -> None:
+    """Insert one history row (the INSERT is compiled once per log table and dialect)."""
+    _history_statement(log).run(connection, _history_row(info, bound, identity, step))
 
 
 _HISTORY_KEYS = (
     "table_name", "object_id", "column_name", "transition", "from_value", "to_value", "actor", "created_at", "data",
 )
-_history_prepared: dict[object, tuple[_raw.Prepared, _raw.Prepared | None]] = {}
+_history_prepared: dict[object, _raw.Prepared] = {}
 
 
-def _history_statements(log: type[Any]) -> tuple[_raw.Prepared, _raw.Prepared | None]:
-    """The log's INSERT and, when its key is one autoincrement column, the DELETE of a row by that key."""
+def _history_statement(log: type[Any]) -> _raw.Prepared:
     table = cast("sa.Table", log.__table__)
-    entry = _history_prepared.get(table)
-    if entry is None:
-        key = table.autoincrement_column
-        undo = None
-        if key is not None and len(table.primary_key.columns) == 1:
-            undo = _raw.Prepared(sa.delete(table).where(key == sa.bindparam("st_log_id", type_=key.type)))
-        entry = _history_prepared[table] = (_raw.Prepared(sa.insert(table), column_keys=_HISTORY_KEYS), undo)
-    return entry
-
-
-def _history_undo(connection: sa.Connection, log: type[Any]) -> _raw.Prepared | None:
-    """How to take a history row back without a savepoint, on SQLite only.
-
-    SQLite rolls back only a failed statement, reports the new row's id, and
-    serializes writers: a step's first write takes the database lock, so a
-    history row inserted before the compare-and-set still gets its id in the
-    order steps really happened. On MariaDB a transaction could insert its
-    row, then wait for the row lock while another step commits, and then
-    succeed from the state that step left: its history row would sort before
-    the step it followed. There (and on PostgreSQL) the row follows the
-    compare-and-set, inside a savepoint.
-    """
-    if connection.dialect.name not in _LASTROWID:
-        return None
-    return _history_statements(log)[1]
-
-
-_LASTROWID = frozenset({"sqlite"})
+    prepared = _history_prepared.get(table)
+    if prepared is None:
+        prepared = _history_prepared[table] = _raw.Prepared(sa.insert(table), column_keys=_HISTORY_KEYS)
+    return prepared
 
 
 def _cas_and_history(
@@ -891,6 +844,8 @@ def _apply_in_memory_one(
 
 def _defer(step: AppliedStep[Any]) -> None:
     """History rows and after_commit hooks wait for the object's first flush."""
+    if step.data:
+        step.data = dict(step.data)  # what the step received, whatever the caller does to its dict until then
     instance_state(step.obj).info.setdefault(_DEFERRED, []).append(step)
     _deferred.add(step.obj)
 

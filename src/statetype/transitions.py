@@ -553,6 +553,12 @@ class Transitions(Generic[M, A]):
             self.log = log  # type: ignore[misc]
         self._bound: dict[str, BoundTransition[M, A]] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles carry the actor and log, not the bound transitions cached for this instance."""
+        state = {k: v for k, v in self.__dict__.items() if not isinstance(v, BoundTransition)}
+        state["_bound"] = {}
+        return state
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         model = _model_of(cls)

@@ -1,11 +1,10 @@
-"""bulk() with history on SQLite: history rows by INSERT ... SELECT over the same WHERE, just before the UPDATE.
+"""bulk() with history: one history row per row moved, whatever the criteria read.
 
-A criterion that reads the log table would see the INSERT's own rows: such
-criteria take the general way (updated keys passed back to the database),
-whether statetype can see the log table in them (SQL expressions) or not
-(a ``text()`` criterion: the counts differ, the work is rolled back to the
-savepoint and done again). Every case runs on SQLite, PostgreSQL and MariaDB
-and checks the rows moved, the history written and the caller's own work.
+Criteria that read the log table itself (as an SQL expression or as
+``text()``) see only history written before the call; a transition whose
+target is also a source (a self-loop) moves and records each row once. Every
+case runs on SQLite, PostgreSQL and MariaDB and checks the rows moved, the
+history written and the caller's own work.
 """
 
 from __future__ import annotations
