@@ -6,11 +6,10 @@ Paths, cheapest first (see docs/transitions.md, "What atomic means"):
   history rows and ``after_commit`` hooks wait for its first flush;
 * **one compare-and-set**: a single step whose hooks changed only columns of
   the object's own table. Hooks run under ``no_autoflush``; what they changed
-  is folded into the compare-and-set UPDATE. The history row is inserted first,
-  so a rejected history row leaves nothing to undo, and a failed or lost
-  compare-and-set deletes it again. SQLite and MariaDB roll back only a failed
-  statement; on PostgreSQL, which aborts the whole transaction, the statements
-  that can fail for another reason than the compare-and-set run inside a
+  is folded into the compare-and-set UPDATE, and the history row follows it.
+  SQLite and MariaDB roll back only a failed statement, so a lone UPDATE needs
+  no savepoint there; the UPDATE with its history row, and on PostgreSQL
+  (which aborts the whole transaction) every write, run inside a
   connection-level savepoint;
 * **a savepoint of the session**: chains, a registry's ``after()``, hooks that
   touched other objects or relationships, an object that must be flushed first,
