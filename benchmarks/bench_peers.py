@@ -127,7 +127,7 @@ def peers_persisted(settings: Settings) -> Iterator[Result]:
     if MISSING is not None:
         print(f"peers-persisted: skipped ({MISSING})")
         return
-    from bench_transitions import _timed_with_setup
+    from bench_transitions import _timed_with_setup, by_hand, by_hand_hooked, loop
     from transitions import Machine
 
     rows = 500 if settings.quick else 10_000
@@ -152,25 +152,6 @@ def peers_persisted(settings: Settings) -> Iterator[Result]:
             return session, list(session.scalars(sa.select(model).order_by(model.id)))
 
         return setup
-
-    def loop(step: Callable[[Any], object]) -> Callable[[tuple[Session, list[Any]]], None]:
-        def run(prepared: tuple[Session, list[Any]]) -> None:
-            session, objs = prepared
-            for obj in objs:
-                step(obj)
-            session.commit()
-            session.close()
-
-        return run
-
-    def by_hand(obj: PlainRow) -> None:
-        if obj.state == 1:
-            obj.state = 2
-
-    def by_hand_hooked(obj: PlainRow) -> None:
-        if obj.state == 1 and obj.title:
-            obj.start_at = NOW
-            obj.state = 2
 
     plain_machine = Machine(
         model=None, states=["draft", "published"], initial=None, auto_transitions=False, model_attribute="status",

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from bench_transitions import BenchLog, Hooked, Plain, _timed_with_setup
+from bench_transitions import BenchLog, Hooked, Plain, _timed_with_setup, by_hand, by_hand_hooked, loop
 from harness import Result, Settings, benchmark
-from models import NOW, Base, PlainRow, StatedRow
+from models import Base, PlainRow, StatedRow
 from sqlalchemy.orm import Session
 
 SERVERS = {
@@ -70,25 +70,6 @@ def servers(settings: Settings) -> Iterator[Result]:
                     return session, list(session.scalars(sa.select(model).order_by(model.id)))
 
                 return setup
-
-            def loop(step: Callable[[Any], object]) -> Callable[[tuple[Session, list[Any]]], None]:
-                def run(prepared: tuple[Session, list[Any]]) -> None:
-                    session, objs = prepared
-                    for obj in objs:
-                        step(obj)
-                    session.commit()
-                    session.close()
-
-                return run
-
-            def by_hand(obj: PlainRow) -> None:
-                if obj.state == 1:
-                    obj.state = 2
-
-            def by_hand_hooked(obj: PlainRow) -> None:
-                if obj.state == 1 and obj.title:
-                    obj.start_at = NOW
-                    obj.state = 2
 
             repeats = min(settings.repeats, 5)
             for label, ours_step, base_step in [

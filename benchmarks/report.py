@@ -81,7 +81,8 @@ def save(results: Sequence[tuple[str, Any]], repeats: int) -> Path:
     return path
 
 
-def _seconds(value: float, unit: str = "s") -> str:
+def quantity(value: float, unit: str = "s") -> str:
+    """Seconds (unit "s") or bytes (unit "B"), as the table prints them."""
     if unit == "B":
         return f"{value / 2**20:.1f} MiB" if value >= 2**20 else f"{value / 2**10:.1f} KiB"
     if value >= 1:
@@ -114,9 +115,9 @@ def tables(document: dict[str, Any], source: str) -> str:
             ours, base, unit = r["ours"], r["baseline"], r.get("unit", "s")
             target = "info" if r["target"] is None else f"<= {r['target']:.2f}x {'pass' if r['passed'] else 'FAIL'}"
             lines.append(
-                f"| {r['label']} | {_seconds(ours['median'], unit)} "
-                f"[{_seconds(ours['min'], unit)}-{_seconds(ours['max'], unit)}] "
-                f"| {_seconds(base['median'], unit)} [{_seconds(base['min'], unit)}-{_seconds(base['max'], unit)}] "
+                f"| {r['label']} | {quantity(ours['median'], unit)} "
+                f"[{quantity(ours['min'], unit)}-{quantity(ours['max'], unit)}] "
+                f"| {quantity(base['median'], unit)} [{quantity(base['min'], unit)}-{quantity(base['max'], unit)}] "
                 f"| {r['ratio']:.2f}x | {target} |"
             )
         lines.append("")

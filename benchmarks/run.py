@@ -40,24 +40,14 @@ def _load_groups() -> None:
         importlib.import_module(path.stem)
 
 
-def _seconds(value: float, unit: str = "s") -> str:
-    if unit == "B":
-        return f"{value / 2**20:.1f} MiB" if value >= 2**20 else f"{value / 2**10:.1f} KiB"
-    if value >= 1:
-        return f"{value:.3f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.1f} ms"
-    return f"{value * 1e6:.1f} us"
-
-
 def _print_table(results: list[tuple[str, Result]]) -> None:
     headers = ("group", "benchmark", "ours", "baseline", "ratio", "target", "result")
     rows = [
         (
             group,
             r.label,
-            _seconds(r.ours, r.unit),
-            _seconds(r.baseline, r.unit),
+            report.quantity(r.ours, r.unit),
+            report.quantity(r.baseline, r.unit),
             f"{r.ratio:.2f}x",
             f"<= {r.target:.2f}x" if r.target != float("inf") else "-",
             ("pass" if r.passed else "FAIL") if r.target != float("inf") else "info",
