@@ -280,13 +280,11 @@ def test_a_conflict_is_retried_and_the_loser_of_a_race_gives_up_cleanly(db_url: 
     operator.submit("op", "add", add("op"))
     injected: list[str] = []
 
-    # Just before the operator's first write of the step reaches the database (after it
-    # loaded the operation as pending), the worker claims it in its own transaction and
-    # commits. That write is the history row on SQLite (the compare-and-set follows it
-    # there) and the compare-and-set on PostgreSQL and MariaDB.
+    # Just before the operator's compare-and-set reaches the database (after it loaded
+    # the operation as pending), the worker claims it in its own transaction and commits.
     @event.listens_for(tables, "before_cursor_execute")
     def race(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not injected and statement.startswith(("UPDATE executor_operation", "INSERT INTO executor_log")):
+        if not injected and statement.startswith("UPDATE executor_operation"):
             injected.append("claim")
             assert worker.claim("op") is not None
 
