@@ -36,7 +36,7 @@ from . import _raw
 from .exceptions import ConcurrentTransitionError
 
 __all__ = [
-    "ObjectSnapshot", "Savepoint", "SessionSnapshot", "abandon", "as_conflict", "conflict", "ensure_transaction", "flush_safely",
+    "ObjectSnapshot", "Savepoint", "SessionSnapshot", "as_conflict", "conflict", "ensure_transaction", "flush_safely",
     "raise_converted", "set_modified",
     "rollback_savepoint", "session_savepoint", "transaction_lost",
 ]
@@ -77,6 +77,16 @@ class Savepoint:
         self.connection = connection
         self.name = f"statetype_{next(_names)}"
         _raw.run(connection, f"SAVEPOINT {self.name}", ())
+
+    def __enter__(self) -> Savepoint:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        """Released when the block ends normally, rolled back when it raises (the exception goes on)."""
+        if exc_type is None:
+            self.release()
+        else:
+            self.rollback()
 
     def release(self) -> None:
         _raw.run(self.connection, f"RELEASE SAVEPOINT {self.name}", ())
@@ -296,7 +306,7 @@ def transaction_lost(error: BaseException) -> bool:
     return bool(args) and args[0] == _INNODB_DEADLOCK
 
 
-def abandon(session: Session, error: BaseException) -> None:
+def _abandon(session: Session, error: BaseException) -> None:
     """Tell the session its transaction is gone, as a failed flush does: ``commit()`` raises until ``rollback()``."""
     transaction = session.get_transaction()
     if transaction is None or not transaction.is_active:
@@ -314,7 +324,7 @@ def raise_converted(error: BaseException, session: Session, label: str) -> NoRet
     """Raise ``error`` (a conflict as ConcurrentTransitionError), after marking a lost transaction."""
     converted = as_conflict(error, label)
     if transaction_lost(error):
-        abandon(session, error)
+        _abandon(session, error)
     if converted is error:
         raise error
     raise converted from error

@@ -84,19 +84,14 @@ def run(connection: sa.Connection, sql: str, params: Any) -> int:
     """
     if not quiet(connection):
         return connection.exec_driver_sql(sql, params).rowcount
-    cursor = _execute(connection, sql, params)
-    count: int = cursor.rowcount
-    cursor.close()
-    return count
-
-
-def _execute(connection: sa.Connection, sql: str, params: Any) -> DBAPICursor:
     cursor: DBAPICursor = connection.connection.cursor()
     try:
         cursor.execute(sql, params)
     except BaseException as error:
         connection._handle_dbapi_exception(error, sql, params, cursor, None)  # pyright: ignore[reportPrivateUsage]
-    return cursor
+    count: int = cursor.rowcount
+    cursor.close()
+    return count
 
 
 Binders = tuple[tuple[str, Callable[[Any], Any] | None], ...]

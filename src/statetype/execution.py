@@ -93,7 +93,7 @@ class _TableInfo:
     __slots__ = (
         "table", "state_column", "pk", "foldable", "foldable_keys", "refresh_keys", "statements", "mapper",
         "prepared", "version_key", "version_column", "version_generator", "fallible_state",
-        "pk_params", "value_params",
+        "pk_params", "value_params", "version_keys", "expire_keys",
     )
 
     def __init__(self, model: type[Any], key: str) -> None:
@@ -130,6 +130,10 @@ class _TableInfo:
         self.pk_params = tuple(f"st_pk_{i}" for i in range(len(self.pk)))
         self.value_params = {k: f"st_v_{k}" for k, _ in self.foldable}
         self.refresh_keys = tuple(refresh)
+        # Written by the compare-and-set besides the state and the hooks' columns: committed after it.
+        self.version_keys: tuple[str, ...] = (self.version_key,) if self.version_key is not None else ()
+        # Expired after the compare-and-set: onupdate columns, and a version counter the database sets.
+        self.expire_keys = self.refresh_keys + (self.version_keys if self.version_generator is False else ())
         # A state column that is also a foreign key can be rejected by the database.
         self.fallible_state = bool(state_column.foreign_keys)
         self.statements: dict[frozenset[str], sa.Update] = {}
@@ -339,8 +343,7 @@ def apply(
         if compiled.bare:
             # The common in-memory case: nothing can fail after the check.
             step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor, _now(_UTC))
-            impl = compiled.impls.get(type(obj)) or compiled.impl(type(obj))
-            impl.set(state, values, compiled.to, None)
+            compiled.impl(type(obj)).set(state, values, compiled.to, None)
             return Applied((step,), _NO_RESULTS)
         if compiled.chained:
             return _apply_in_memory(bound, obj, data)
@@ -440,13 +443,8 @@ def _write(
         # PostgreSQL: SAVEPOINT, UPDATE and RELEASE in one round trip where the driver can.
         _compare_and_set(bound, info, obj, state, step, connection, changed, expressions, in_savepoint=True)
     else:
-        savepoint = Savepoint(connection)
-        try:
+        with Savepoint(connection):
             _cas_and_history(bound, info, obj, state, step, connection, changed, expressions)
-        except BaseException:
-            savepoint.rollback()
-            raise
-        savepoint.release()
     _committed(session, info, obj, state, step, changed, expressions)
     if compiled.has_after:
         bound.registry.after(step)
@@ -517,13 +515,8 @@ def _compare_and_set(
     elif in_savepoint:
         matched = info.execute(connection, keys, params, in_savepoint=True)
         if matched is None:
-            savepoint = Savepoint(connection)
-            try:
+            with Savepoint(connection):
                 matched = info.execute(connection, keys, params)
-            except BaseException:
-                savepoint.rollback()
-                raise
-            savepoint.release()
     else:
         matched = info.execute(connection, keys, params)
     if matched != 1:
@@ -542,14 +535,8 @@ def _exists(connection: sa.Connection, info: _TableInfo, identity: tuple[Any, ..
     inside a savepoint, as the locking read could fail (a lock timeout) and abort the transaction."""
     if connection.dialect.name != "postgresql":
         return info.exists(connection, identity)
-    savepoint = Savepoint(connection)
-    try:
-        found = info.exists(connection, identity)
-    except BaseException:
-        savepoint.rollback()
-        raise
-    savepoint.release()
-    return found
+    with Savepoint(connection):
+        return info.exists(connection, identity)
 
 
 def _committed(
@@ -565,22 +552,13 @@ def _committed(
     values = state.dict
     key = step.transition.transition.key
     values[key] = step.to_state
-    if changed or info.version_key is not None:
-        committed = [key, *changed]
-        if info.version_key is not None:
-            committed.append(info.version_key)
-        state._commit(values, committed)
-    else:
-        state._commit(values, (key,))
+    state._commit(values, (key, *changed, *info.version_keys))
     if not state.committed_state and state.modified:
         set_modified(state, False)  # everything the step changed is in the database now
     # A rollback of the caller's transaction or savepoint expires it, as after a flush.
     session._register_altered((state,))
-    if info.refresh_keys or expressions or (info.version_key is not None and info.version_generator is False):
-        expire = [*info.refresh_keys, *expressions]
-        if info.version_key is not None and info.version_generator is False:
-            expire.append(info.version_key)
-        session.expire(obj, expire)
+    if info.expire_keys or expressions:
+        session.expire(obj, [*info.expire_keys, *expressions])
 
 
 def _insert_history(

@@ -454,11 +454,8 @@ class Transition(Generic[S]):
     def __get__(self, instance: Transitions[Any, Any] | None, owner: type[object]) -> object:
         if instance is None:
             return self
-        bound = instance._bound.get(self.name)
-        if bound is None:
-            bound = instance._bound[self.name] = BoundTransition(self, instance)
-            # A non-data descriptor: from now on ``registry.publish`` is found in the instance dict.
-            instance.__dict__[self.name] = bound
+        # A non-data descriptor: from now on ``registry.publish`` is found in the instance dict.
+        bound = instance.__dict__[self.name] = BoundTransition(self, instance)
         return bound
 
     def __repr__(self) -> str:
@@ -551,12 +548,13 @@ class Transitions(Generic[M, A]):
         self.actor: A | None = actor
         if log is not None:
             self.log = log  # type: ignore[misc]
-        self._bound: dict[str, BoundTransition[M, A]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies and pickles carry the actor and log, not the bound transitions cached for this instance."""
-        state = {k: v for k, v in self.__dict__.items() if not isinstance(v, BoundTransition)}
-        state["_bound"] = {}
+        state: dict[str, Any] = dict(self.__dict__)
+        for name, value in self.__dict__.items():
+            if isinstance(value, BoundTransition) and value.registry is self:  # pyright: ignore[reportUnknownMemberType]
+                del state[name]
         return state
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -881,11 +879,8 @@ def _with_actor(bound: BoundTransition[Any, Any], actor: object) -> BoundTransit
     registry = bound.registry
     if registry.actor is actor:
         return bound
-    clone = copy.copy(registry)
+    clone = copy.copy(registry)  # without the original's bound transitions (Transitions.__getstate__)
     clone.actor = actor
-    for name in registry._bound:
-        clone.__dict__.pop(name, None)  # bound to the original registry (see Transition.__get__)
-    clone._bound = {}
     return cast("BoundTransition[Any, Any]", getattr(clone, bound.name))
 
 
