@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from harness import Result, Settings, benchmark, compare_timeit
+from harness import Result, Settings, benchmark, compare_timeit, timed_with_setup
 from models import NOW, Base, BenchState, PlainRow, StatedRow
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -127,7 +127,7 @@ def peers_persisted(settings: Settings) -> Iterator[Result]:
     if MISSING is not None:
         print(f"peers-persisted: skipped ({MISSING})")
         return
-    from bench_transitions import _timed_with_setup, by_hand, by_hand_hooked, loop
+    from bench_transitions import by_hand, by_hand_hooked, loop
     from transitions import Machine
 
     rows = 500 if settings.quick else 10_000
@@ -165,14 +165,14 @@ def peers_persisted(settings: Settings) -> Iterator[Result]:
     )
     plain_event = plain_machine.events["publish"]
     hooked_event = hooked_machine.events["publish"]
-    baseline = _timed_with_setup(load(PlainRow), loop(by_hand), settings.repeats)
-    baseline_hooked = _timed_with_setup(load(PlainRow), loop(by_hand_hooked), settings.repeats)
+    baseline = timed_with_setup(load(PlainRow), loop(by_hand), settings.repeats)
+    baseline_hooked = timed_with_setup(load(PlainRow), loop(by_hand_hooked), settings.repeats)
     for label, model, step, base in [
         ("transitions (shared Machine)", MachineRow, plain_event.trigger, baseline),
         ("transitions (shared Machine), guard + stamping hook", MachineRow, hooked_event.trigger, baseline_hooked),
         ("sqlalchemy-fsm", FsmPlainRow, lambda row: row.publish.set(), baseline),
         ("sqlalchemy-fsm, guard + stamping hook", FsmHookedRow, lambda row: row.publish.set(), baseline_hooked),
     ]:
-        ours = _timed_with_setup(load(model), loop(step), settings.repeats)
+        ours = timed_with_setup(load(model), loop(step), settings.repeats)
         yield Result(f"{label}: {rows:,} per-row, one commit, vs ORM loop", ours, base, INFORMATIONAL)
     engine.dispose()

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from bench_transitions import BenchLog, Hooked, Plain, _timed_with_setup, by_hand, by_hand_hooked, loop
-from harness import Result, Settings, benchmark
+from bench_transitions import BenchLog, Hooked, Plain, by_hand, by_hand_hooked, loop
+from harness import Result, Settings, benchmark, compare_with_setup
 from models import Base, PlainRow, StatedRow
 from sqlalchemy.orm import Session
 
@@ -76,8 +76,9 @@ def servers(settings: Settings) -> Iterator[Result]:
                 ("per-row", Plain().publish, by_hand),
                 ("per-row, guard + stamping hook", Hooked().publish, by_hand_hooked),
             ]:
-                ours = _timed_with_setup(load(StatedRow), loop(ours_step), repeats)
-                baseline = _timed_with_setup(load(PlainRow), loop(base_step), repeats)
+                ours, baseline = compare_with_setup(
+                    (load(StatedRow), loop(ours_step)), (load(PlainRow), loop(base_step)), repeats
+                )
                 per_step = (ours - baseline) / rows * 1e6
                 yield Result(
                     f"{backend}: {rows:,} {label}, one commit, vs ORM loop ({per_step:+.0f} us per step)",

@@ -17,13 +17,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import gc
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from harness import Result, Settings, benchmark, compare_timeit, timing
+from harness import Result, Settings, benchmark, compare_timeit, compare_with_setup, timed_with_setup
 from models import NOW, Base, BenchState, PlainRow, StatedRow
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -95,22 +93,6 @@ class Notified(Transitions[StatedRow]):
     @publish.after_commit
     def ping(self, step: AppliedStep[StatedRow]) -> None:
         notified.append(step.obj.id)
-
-
-def _timed_with_setup(setup: Callable[[], Any], run: Callable[[Any], Any], repeats: int) -> float:
-    """Median seconds of ``run(setup())``; setup is not timed."""
-    times: list[float] = []
-    for _ in range(repeats + 1):
-        prepared = setup()
-        gc.collect()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            run(prepared)
-            times.append(time.perf_counter() - start)
-        finally:
-            gc.enable()
-    return timing(times[1:])  # the first run warms caches
 
 
 @benchmark("transitions", order=30)
@@ -254,12 +236,14 @@ def persisted(settings: Settings) -> Iterator[Result]:
 
             return setup
 
-        ours = _timed_with_setup(load(StatedRow), loop(Plain().publish), settings.repeats)
-        baseline = _timed_with_setup(load(PlainRow), loop(by_hand), settings.repeats)
+        ours, baseline = compare_with_setup(
+            (load(StatedRow), loop(Plain().publish)), (load(PlainRow), loop(by_hand)), settings.repeats
+        )
         yield Result(f"{rows:,} per-row transitions, one commit, vs ORM loop", ours, baseline, 1.15)
 
-        ours = _timed_with_setup(load(StatedRow), loop(Hooked().publish), settings.repeats)
-        baseline = _timed_with_setup(load(PlainRow), loop(by_hand_hooked), settings.repeats)
+        ours, baseline = compare_with_setup(
+            (load(StatedRow), loop(Hooked().publish)), (load(PlainRow), loop(by_hand_hooked)), settings.repeats
+        )
         yield Result(f"{rows:,} per-row, guard + stamping hook, vs ORM loop", ours, baseline, 1.3)
 
         def baseline_logged(prepared: tuple[Session, list[PlainRow]]) -> None:
@@ -277,8 +261,9 @@ def persisted(settings: Settings) -> Iterator[Result]:
             session.commit()
             session.close()
 
-        ours = _timed_with_setup(load(StatedRow), loop(Logged().publish), settings.repeats)
-        baseline = _timed_with_setup(load(PlainRow), baseline_logged, settings.repeats)
+        ours, baseline = compare_with_setup(
+            (load(StatedRow), loop(Logged().publish)), (load(PlainRow), baseline_logged), settings.repeats
+        )
         yield Result(f"{rows:,} per-row with history, vs ORM loop adding log rows", ours, baseline, 1.3)
     finally:
         engine.dispose()
@@ -309,8 +294,7 @@ def bulk(settings: Settings) -> Iterator[Result]:
             session.commit()
             session.close()
 
-        ours = _timed_with_setup(setup, ours_bulk, settings.repeats)
-        baseline = _timed_with_setup(setup, baseline_bulk, settings.repeats)
+        ours, baseline = compare_with_setup((setup, ours_bulk), (setup, baseline_bulk), settings.repeats)
         yield Result(f"bulk publish of {rows:,} rows vs hand-written UPDATE ... RETURNING", ours, baseline, 1.1)
 
         def ours_logged(session: Session) -> None:
@@ -343,8 +327,7 @@ def bulk(settings: Settings) -> Iterator[Result]:
             session.commit()
             session.close()
 
-        ours = _timed_with_setup(setup, ours_logged, settings.repeats)
-        baseline = _timed_with_setup(setup, baseline_logged, settings.repeats)
+        ours, baseline = compare_with_setup((setup, ours_logged), (setup, baseline_logged), settings.repeats)
         yield Result(
             f"bulk with history, {rows:,} rows, vs raw UPDATE + INSERT ... SELECT", ours, baseline, 1.2
         )
@@ -356,8 +339,7 @@ def bulk(settings: Settings) -> Iterator[Result]:
             assert result.count == rows and len(notified) == rows
             session.close()
 
-        ours = _timed_with_setup(setup, ours_notified, settings.repeats)
-        baseline = _timed_with_setup(setup, ours_bulk, settings.repeats)
+        ours, baseline = compare_with_setup((setup, ours_notified), (setup, ours_bulk), settings.repeats)
         per_row = (ours - baseline) / rows * 1e6
         yield Result(
             f"bulk of {rows:,} rows with a trivial after_commit hook vs without ({per_row:.1f} us/row for the hooks)",
@@ -424,7 +406,7 @@ def run_due(settings: Settings) -> Iterator[Result]:
             session.commit()
             session.close()
 
-        timings[rows] = _timed_with_setup(setup, apply, settings.repeats)
+        timings[rows] = timed_with_setup(setup, apply, settings.repeats)
         engine.dispose()
     yield Result(
         f"run_due, {due:,} due rows: {large:,}-row table vs {small:,}-row table", timings[large], timings[small], 1.5

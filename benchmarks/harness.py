@@ -8,7 +8,8 @@ hand-written baseline, and the target ratio from docs/design.md (performance tar
 
 To add a group: create ``benchmarks/bench_<topic>.py``, decorate a function
 with ``@benchmark("<topic>")``, build both sides on the same data, time them
-with ``compare()`` (or ``compare_timeit()`` for micro-benchmarks) and yield
+with ``compare()`` (``compare_timeit()`` for micro-benchmarks,
+``compare_with_setup()`` when each run needs fresh data) and yield
 one ``Result`` per line of the table.
 """
 
@@ -23,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["GROUPS", "Result", "Settings", "Timing", "benchmark", "compare", "compare_timeit", "timing"]
+__all__ = [
+    "GROUPS", "Result", "Settings", "Timing", "benchmark", "compare", "compare_timeit", "compare_with_setup",
+    "timed_with_setup", "timing",
+]
 
 
 class Timing(float):
@@ -140,4 +144,48 @@ def compare_timeit(
     for _ in range(repeats):
         ours_times.append(ours_timer.timeit(number))
         baseline_times.append(baseline_timer.timeit(number))
+    return timing(ours_times), timing(baseline_times)
+
+
+def _timed_once(setup: Callable[[], Any], run: Callable[[Any], Any]) -> float:
+    """Seconds of ``run(setup())``, gc off; setup is not timed."""
+    prepared = setup()
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        run(prepared)
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
+
+
+def timed_with_setup(setup: Callable[[], Any], run: Callable[[Any], Any], repeats: int) -> Timing:
+    """Median seconds of ``run(setup())`` over ``repeats`` runs after one warm-up; setup is not timed."""
+    _timed_once(setup, run)
+    return timing([_timed_once(setup, run) for _ in range(repeats)])
+
+
+def compare_with_setup(
+    ours: tuple[Callable[[], Any], Callable[[Any], Any]],
+    baseline: tuple[Callable[[], Any], Callable[[Any], Any]],
+    repeats: int,
+) -> tuple[Timing, Timing]:
+    """Median seconds of each ``run(setup())`` pair, the two sides alternated run by run.
+
+    Alternating (as :func:`compare` does) makes a machine that speeds up or
+    slows down during the benchmark weigh on both sides alike, instead of on
+    whichever side ran last.
+    """
+    _timed_once(*ours)
+    _timed_once(*baseline)
+    ours_times: list[float] = []
+    baseline_times: list[float] = []
+    for i in range(repeats):
+        if i % 2:
+            baseline_times.append(_timed_once(*baseline))
+            ours_times.append(_timed_once(*ours))
+        else:
+            ours_times.append(_timed_once(*ours))
+            baseline_times.append(_timed_once(*baseline))
     return timing(ours_times), timing(baseline_times)

@@ -194,8 +194,10 @@ def test_session_transaction_state_and_connections(session: Session) -> None:
     assert transaction._state is SessionTransactionState.ACTIVE
     assert transaction._connections[session.bind][0] is connection
     assert _sessions[session.hash_key] is session
-    # Per-mapper binds: ``binds`` on SQLAlchemy 2.1, the private ``__binds`` on 2.0; empty without them.
-    binds = getattr(session, "binds", getattr(session, "_Session__binds", None))
-    assert binds is not None and not binds
+    # Per-mapper binds, in the session's __dict__ under execution._BINDS: ``binds`` on SQLAlchemy 2.1,
+    # the private ``__binds`` on 2.0; empty without them.
+    from statetype.execution import _BINDS
+
+    assert _BINDS in session.__dict__ and not session.__dict__[_BINDS]
     with Session(session.get_bind(), binds={Doc: session.get_bind()}) as routed:
-        assert getattr(routed, "binds", None) or getattr(routed, "_Session__binds", None)
+        assert routed.__dict__[_BINDS]

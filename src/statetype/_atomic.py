@@ -21,7 +21,7 @@ raised by one of statetype's statements into :class:`ConcurrentTransitionError`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence, Set as AbstractSet
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
@@ -43,6 +43,7 @@ __all__ = [
 
 _names = itertools.count(1)
 _NOTHING: frozenset[str] = frozenset()
+_NO_STATES: frozenset[InstanceState[Any]] = frozenset()
 
 # SQLSTATEs and driver codes that mean "another transaction got in the way".
 _PG_CONFLICTS = {"40001": "serialization failure", "40P01": "deadlock", "55P03": "lock not available"}
@@ -212,42 +213,48 @@ class SessionSnapshot:
 
     def __init__(self, session: Session | None, objects: Iterable[object]) -> None:
         self.session = session
-        self.objects: dict[int, ObjectSnapshot] = {}
+        snapshots: dict[int, ObjectSnapshot] = {}
+        self.objects = snapshots
         for obj in objects:
             state = instance_state(obj)
-            if id(state) not in self.objects:
-                self.objects[id(state)] = ObjectSnapshot(state)
+            if id(state) not in snapshots:
+                snapshots[id(state)] = ObjectSnapshot(state)
+        self.new: Sequence[object] = ()
+        self.deleted: Sequence[object] = ()
+        self.modified: AbstractSet[InstanceState[Any]] = _NO_STATES
         if session is None:
-            self.new: list[object] = []
-            self.deleted: list[object] = []
-            self.modified: set[InstanceState[Any]] = set()
             return
         # The session's own dicts: its ``new``/``deleted`` properties build an IdentitySet per call.
         new, deleted, modified = session._new, session._deleted, session.identity_map._modified
-        self.new = list(new.values()) if new else []
-        self.deleted = list(deleted.values()) if deleted else []
-        self.modified = set(modified) if modified else set()
-        for obj in self.new:
-            state = instance_state(obj)
-            if id(state) not in self.objects:
-                self.objects[id(state)] = ObjectSnapshot(state)
-        for state in self.modified:
-            if id(state) not in self.objects:
-                self.objects[id(state)] = ObjectSnapshot(state)
+        if new:
+            self.new = list(new.values())
+            for obj in self.new:
+                state = instance_state(obj)
+                if id(state) not in snapshots:
+                    snapshots[id(state)] = ObjectSnapshot(state)
+        if deleted:
+            self.deleted = list(deleted.values())
+        if modified:
+            self.modified = set(modified)
+            for state in self.modified:
+                if id(state) not in snapshots:
+                    snapshots[id(state)] = ObjectSnapshot(state)
 
-    def unchanged_except(self, obj: object) -> bool:
-        """Whether the session's membership and other objects are as snapshotted (only ``obj`` may differ)."""
+    def unchanged_except(self, state: InstanceState[Any]) -> bool:
+        """Whether the session's membership and other objects are as snapshotted (only ``state``'s object may differ)."""
         session = self.session
         if session is None:
             return True
+        modified = session.identity_map._modified
+        if not (self.new or self.deleted or self.modified):
+            # The common case, a clean session before the call: only the object itself may have changed.
+            if session._new or session._deleted:
+                return False
+            return not modified or (len(modified) == 1 and state in modified)
         if len(session._new) != len(self.new) or len(session._deleted) != len(self.deleted):
             return False
-        modified = session.identity_map._modified
-        if not self.modified:
-            return len(modified) <= 1 and (not modified or instance_state(obj) in modified)
-        own = instance_state(obj)
-        for state in modified:
-            if state is not own and state not in self.modified:
+        for other in modified:
+            if other is not state and other not in self.modified:
                 return False
         return True
 

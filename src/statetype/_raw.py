@@ -108,11 +108,20 @@ class Prepared:
     ``schema_translate_map``.
     """
 
-    __slots__ = ("statement", "column_keys", "_by_dialect")
+    __slots__ = ("statement", "column_keys", "stored", "_by_dialect")
 
-    def __init__(self, statement: sa.Update | sa.Insert | sa.Delete, *, column_keys: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        statement: sa.Update | sa.Insert | sa.Delete,
+        *,
+        column_keys: Sequence[str] | None = None,
+        stored: Sequence[str] = (),
+    ) -> None:
+        """``stored``: bind names of ``TypeDecorator`` columns whose values ``run()`` receives already in
+        stored form (a state's raw value, not the member): only the decorated type's own processor applies."""
         self.statement = statement
         self.column_keys = list(column_keys) if column_keys is not None else None
+        self.stored = frozenset(stored)
         self._by_dialect: dict[object, tuple[str, Binders, bool] | None] = {}
 
     def _args(self, connection: sa.Connection, params: Mapping[str, Any]) -> tuple[str, Any] | None:
@@ -127,9 +136,16 @@ class Prepared:
         if entry is None:
             return None
         sql, binders, positional = entry
+        # Plain loops: a comprehension is a function call of its own on Python 3.11.
         if positional:
-            return sql, tuple([params[name] if proc is None else proc(params[name]) for name, proc in binders])
-        return sql, {name: params[name] if proc is None else proc(params[name]) for name, proc in binders}
+            values: list[Any] = []
+            for name, proc in binders:
+                values.append(params[name] if proc is None else proc(params[name]))
+            return sql, tuple(values)
+        named: dict[str, Any] = {}
+        for name, proc in binders:
+            named[name] = params[name] if proc is None else proc(params[name])
+        return sql, named
 
     def _compile(self, dialect: sa.Dialect) -> tuple[str, Binders, bool] | None:
         compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)
@@ -138,7 +154,10 @@ class Prepared:
         if any(not bind.required for bind in compiled.binds.values()):
             # Values of the statement's own (an onupdate or default in SQL with a literal): Core binds them.
             return None
-        processors: Mapping[str, object] = compiled._bind_processors  # pyright: ignore[reportPrivateUsage]
+        processors: dict[str, object] = dict(compiled._bind_processors)  # pyright: ignore[reportPrivateUsage]
+        for name in self.stored:
+            decorated: Any = compiled.binds[name].type.dialect_impl(dialect)
+            processors[name] = decorated.impl_instance.bind_processor(dialect)
         names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else tuple(compiled.binds)
         binders: Binders = tuple(
             (name, cast("Callable[[Any], Any]", proc) if callable(proc := processors.get(name)) else None)

@@ -48,7 +48,7 @@ from ._atomic import (
     set_modified,
 )
 from .aftercommit import on_commit
-from .bound import is_sql_expression, set_state
+from .bound import _PLAIN_VALUES, is_sql_expression, set_state
 from .exceptions import ConcurrentTransitionError, StateTypeError
 from .log import actor_text, jsonable, object_id_text
 from .transitions import (
@@ -72,9 +72,12 @@ _MISSING = object()
 
 _ACTIVE = SessionTransactionState.ACTIVE
 _get_bind = Session.get_bind
+# The per-mapper binds in a Session's __dict__: public on SQLAlchemy 2.1, name-mangled on 2.0.
+_BINDS = "binds" if sa.__version__ >= "2.1" else "_Session__binds"
 _NO_RESULTS: Mapping[str, object] = MappingProxyType({})  # Applied.results of a step without execute hooks
 _NO_EXPRESSIONS: dict[str, Any] = {}  # read only: steps whose hooks assigned no SQL expression
 _NO_DATA: Mapping[str, Any] = MappingProxyType({})  # AppliedStep.data of a call without data
+_STORED_STATES = ("st_new", "st_old")  # the compare-and-set's state parameters, passed as stored values
 _now = dt.datetime.now
 _UTC = dt.timezone.utc
 
@@ -155,7 +158,7 @@ class _TableInfo:
         """
         prepared = self.prepared.get(changed)
         if prepared is None:
-            prepared = self.prepared[changed] = _raw.Prepared(self.statement(changed))
+            prepared = self.prepared[changed] = _raw.Prepared(self.statement(changed), stored=_STORED_STATES)
         if in_savepoint:
             return prepared.run_in_savepoint(connection, params)
         return prepared.run(connection, params)
@@ -219,7 +222,7 @@ class _Compiled:
     __slots__ = (
         "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "simple_check",
         "has_before", "has_after", "has_step_values", "needs_snapshot", "chained", "after_commits", "has_form",
-        "version", "logged", "executes", "impls", "bare",
+        "version", "logged", "executes", "impls", "bare", "info",
     )
 
     def __init__(self, bound: BoundTransition[Any, Any]) -> None:
@@ -248,6 +251,14 @@ class _Compiled:
         # Nothing runs besides the check and the new state: no hook, chain, form, history or after_commit.
         self.bare = not (self.chained or self.needs_snapshot or self.logged or self.after_commits or self.has_form)
         self.impls: dict[type[Any], Any] = {}  # mapped class -> the state attribute's AttributeImpl
+        self.info: _TableInfo | None = None  # the compare-and-set plan, once a step needs it (mappers configured)
+
+    def table(self) -> _TableInfo:
+        """The compare-and-set plan of the model's state attribute."""
+        info = self.info
+        if info is None:
+            info = self.info = table_info(self.model, self.key)
+        return info
 
     def impl(self, cls: type[Any]) -> Any:
         """The state attribute's AttributeImpl on ``cls`` (a subclass has its own)."""
@@ -317,7 +328,7 @@ def apply(
     if session is None or state._deleted or state in session._deleted:  # pyright: ignore[reportPrivateUsage]
         session = _session_of(bound, obj, state) if session_id is not None or state.key is not None else None
     values = obj.__dict__  # what state.dict returns, without its weak reference call
-    current = values.get(compiled.key)
+    current: Any = values.get(compiled.key)
     if not (
         compiled.simple_check
         and id(current) in compiled.source_ids
@@ -342,15 +353,18 @@ def apply(
     if session is None:
         if compiled.bare:
             # The common in-memory case: nothing can fail after the check.
-            step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor, _now(_UTC))
-            compiled.impl(type(obj)).set(state, values, compiled.to, None)
+            step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor)
+            impl = compiled.impls.get(type(obj))
+            if impl is None:
+                impl = compiled.impl(type(obj))
+            impl.set(state, values, compiled.to, None)
             return Applied((step,), _NO_RESULTS)
         if compiled.chained:
             return _apply_in_memory(bound, obj, data)
-        return _apply_in_memory_one(bound, compiled, obj, state, cast("StateType[Any]", current), data)
+        return _apply_in_memory_one(bound, compiled, obj, state, current, data)
     if compiled.chained or compiled.has_after or state.key is None or compiled.key in state.committed_state:
         return _apply_in_savepoint(bound, obj, data, session)
-    return _apply_one(bound, compiled, obj, state, cast("StateType[Any]", current), data, session)
+    return _apply_one(bound, compiled, obj, state, current, data, session)
 
 
 # ------------------------------------------------------------------ one compare-and-set
@@ -368,7 +382,7 @@ def _apply_one(
     """One step whose effects fit in one compare-and-set UPDATE (plus its history row)."""
     registry = bound.registry
     if not compiled.needs_snapshot:
-        step = AppliedStep(obj, bound, current, compiled.to, data, registry.actor, _now(_UTC))
+        step = AppliedStep(obj, bound, current, compiled.to, data, registry.actor)
         try:
             _write(bound, compiled, obj, state, step, session, (), _NO_EXPRESSIONS)
         except BaseException as error:
@@ -386,8 +400,8 @@ def _apply_one(
             session.autoflush = autoflush
         own = snapshot.objects[id(state)]
         changed = _changed_keys(state, own.values, own.committed)
-        info = table_info(compiled.model, compiled.key)
-        if not changed <= info.foldable_keys or not snapshot.unchanged_except(obj):
+        info = compiled.info or compiled.table()
+        if not changed <= info.foldable_keys or not snapshot.unchanged_except(state):
             # Hooks reached beyond the one row: the unit of work writes it all, inside a savepoint.
             return _apply_in_savepoint(bound, obj, data, session, snapshot, (step, results))
         expressions = _sql_expressions(state, changed) if changed else _NO_EXPRESSIONS
@@ -434,7 +448,7 @@ def _write(
     the step holds the row, and SQL the step runs never sees it) inside a
     savepoint on every database.
     """
-    info = table_info(compiled.model, compiled.key)
+    info = compiled.info or compiled.table()
     connection = _connection(session, info.mapper)
     log = bound.registry.log
     if log is None and connection.dialect.name != "postgresql":
@@ -457,16 +471,13 @@ def _connection(session: Session, mapper: Mapper[Any]) -> sa.Connection:
     active transaction; anything else asks the session.
     """
     transaction = session._transaction  # pyright: ignore[reportPrivateUsage]
-    bind = session.bind
     if (
         transaction is not None
-        and bind is not None
         and transaction._state is _ACTIVE  # pyright: ignore[reportPrivateUsage]
-        and not getattr(session, "binds", None)  # SQLAlchemy 2.1
-        and not getattr(session, "_Session__binds", None)  # SQLAlchemy 2.0
+        and not session.__dict__.get(_BINDS)
         and type(session).get_bind is _get_bind
     ):
-        entry = transaction._connections.get(bind)  # pyright: ignore[reportPrivateUsage]
+        entry = transaction._connections.get(session.bind)  # pyright: ignore[reportPrivateUsage]
         if entry is not None:
             return entry[0]
     return session.connection(bind_arguments={"mapper": mapper})
@@ -488,14 +499,15 @@ def _compare_and_set(
     ``in_savepoint``: inside a savepoint of its own, sent with the UPDATE in
     one round trip where the driver can (PostgreSQL with psycopg 3).
     """
-    old = cast("StateType[Any]", step.from_state)
-    params: dict[str, Any] = {"st_new": step.to_state, "st_old": old}
+    old: Any = step.from_state
+    # Stored values: the member's hash and the column's bind map are Python calls; the value is at hand.
+    params: dict[str, Any] = {"st_new": step.to_state.__dict__["_storage"], "st_old": old.__dict__["_storage"]}
     identity = state.identity
     if identity is None:
         raise ConcurrentTransitionError(f"{type(obj).__name__} has no identity; it was deleted")
     for name, value in zip(info.pk_params, identity):
         params[name] = value
-    values = state.dict
+    values: dict[str, Any] = obj.__dict__
     if changed:
         names = info.value_params
         for attr_key in changed:
@@ -508,7 +520,7 @@ def _compare_and_set(
         params["st_ver_old"] = old_version
         if info.version_generator is not False:
             params["st_ver_new"] = info.version_generator(old_version)
-    keys = frozenset(changed)
+    keys = changed if type(changed) is frozenset else frozenset(changed)
     matched: int | None
     if expressions:
         matched = info.execute_expressions(connection, keys, params, expressions)
@@ -549,7 +561,7 @@ def _committed(
     expressions: dict[str, Any],
 ) -> None:
     """The object now matches the row: commit its attributes and tell the session it changed in this transaction."""
-    values = state.dict
+    values: dict[str, Any] = obj.__dict__
     key = step.transition.transition.key
     values[key] = step.to_state
     state._commit(values, (key, *changed, *info.version_keys))
@@ -607,8 +619,14 @@ def _cas_and_history(
 def _sql_expressions(state: InstanceState[Any], changed: frozenset[str]) -> dict[str, Any]:
     """The changed attributes a hook assigned SQL to: the database evaluates them."""
     values = state.dict
-    found = [k for k in changed if is_sql_expression(values[k])]
-    return {k: values[k] for k in found} if found else _NO_EXPRESSIONS
+    found: dict[str, Any] | None = None
+    for key in changed:
+        value = values[key]
+        if type(value) not in _PLAIN_VALUES and is_sql_expression(value):
+            if found is None:
+                found = {}
+            found[key] = value
+    return found if found is not None else _NO_EXPRESSIONS
 
 
 def _history_row(info: _TableInfo, bound: BoundTransition[Any, Any], identity: tuple[Any, ...], step: AppliedStep[Any]) -> dict[str, Any]:
@@ -664,7 +682,7 @@ def _run_hooks(
         current = getattr(obj, transition.key)._member
     if data is _NO_DATA:
         data = {}
-    step = AppliedStep(obj, bound, current, transition.to, data, registry.actor, _now(_UTC))
+    step = AppliedStep(obj, bound, current, transition.to, data, registry.actor)
     if compiled.has_before:
         registry.before(step)
     results: dict[str, object] = {}

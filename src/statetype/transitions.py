@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+from time import time as _time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, Protocol, cast, overload
 
@@ -128,7 +129,7 @@ class AppliedStep(Generic[_M_co]):
         at: When the step was applied, timezone-aware UTC.
     """
 
-    __slots__ = ("obj", "transition", "from_state", "to_state", "data", "actor", "at")
+    __slots__ = ("obj", "transition", "from_state", "to_state", "data", "actor", "_at", "_posix")
 
     def __init__(
         self,
@@ -138,15 +139,27 @@ class AppliedStep(Generic[_M_co]):
         to_state: StateType[Any],
         data: Mapping[str, object],
         actor: object,
-        at: dt.datetime,
+        at: dt.datetime | None = None,
     ) -> None:
+        """``at`` defaults to now; the clock is read here, and turned into a datetime when ``at`` is first read."""
         self.obj = obj
         self.transition = transition
         self.from_state = from_state
         self.to_state = to_state
         self.data: Mapping[str, object] = data
         self.actor = actor
-        self.at = at
+        self._at = at
+        # POSIX seconds: reading the clock costs a fraction of building an aware datetime,
+        # which most in-memory steps never need.
+        self._posix = _time() if at is None else 0.0
+
+    @property
+    def at(self) -> dt.datetime:
+        """When the step was applied: a timezone-aware UTC datetime."""
+        at = self._at
+        if at is None:
+            at = self._at = dt.datetime.fromtimestamp(self._posix, dt.timezone.utc)
+        return at
 
     def __repr__(self) -> str:
         return f"<AppliedStep {self.transition.name} {self.from_state!r} -> {self.to_state!r} on {self.obj!r}>"
