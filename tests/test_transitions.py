@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as DBSession
 
 from statetype import (
+    Applied,
     AppliedStep,
     TransitionLogMixin,
     ConcurrentTransitionError,
@@ -310,6 +311,28 @@ def test_transient_object_changes_in_memory() -> None:
     assert project.state.is_published and project.note == "stamped"
     assert calls == []  # nothing was committed: after_commit hooks wait for the first flush's commit
     assert applied.steps[0].from_state is ItemState.is_draft
+
+
+def test_in_memory_step_without_hooks_reports_what_it_did() -> None:
+    """A step that ran no hook builds its AppliedStep only when read: the same object each time, timed at the call."""
+
+    class Local(Transitions[Project, User]):
+        publish = Transition(ItemState.is_draft, ItemState.is_published)
+
+    actor = User(name="ann")
+    project = Project()
+    before = dt.datetime.now(dt.timezone.utc)
+    applied = Local(actor=actor).publish(project, data={"why": "ready"})
+    after = dt.datetime.now(dt.timezone.utc)
+    project.state = ItemState.is_draft  # later changes do not rewrite what the call did
+    (step,) = applied.steps
+    assert applied.steps[0] is step and isinstance(applied, Applied) and dict(applied.results) == {}
+    assert step.obj is project and step.transition.name == "publish" and step.actor is actor
+    assert step.from_state is ItemState.is_draft and step.to_state is ItemState.is_published
+    assert step.data == {"why": "ready"}
+    assert before - dt.timedelta(milliseconds=1) <= step.at <= after + dt.timedelta(milliseconds=1)
+    assert step.at.tzinfo is not None and step.at.utcoffset() == dt.timedelta(0)
+    assert repr(applied) == "<Applied 1 step(s)>"
 
 
 def test_concurrent_change_is_detected(db: DBSession, engine: sa.Engine) -> None:

@@ -151,9 +151,10 @@ class ObjectSnapshot:
 
     __slots__ = ("state", "values", "committed", "modified", "expired", "expired_attributes")
 
-    def __init__(self, state: InstanceState[Any]) -> None:
+    def __init__(self, state: InstanceState[Any], values: dict[str, Any] | None = None) -> None:
+        """``values``: the object's ``__dict__`` when the caller has it at hand (else read from ``state``)."""
         self.state = state
-        self.values = dict(state.dict)
+        self.values = dict(state.dict if values is None else values)
         self.committed = dict(state.committed_state)
         self.modified = state.modified
         self.expired = state.expired

@@ -57,6 +57,8 @@ from .transitions import (
     BoundTransition,
     Transitions,
     Verdict,
+    _AppliedOne,
+    _NO_RESULTS,
     _chain_steps,
     _operations,
     _reasons,
@@ -74,7 +76,6 @@ _ACTIVE = SessionTransactionState.ACTIVE
 _get_bind = Session.get_bind
 # The per-mapper binds in a Session's __dict__: public on SQLAlchemy 2.1, name-mangled on 2.0.
 _BINDS = "binds" if sa.__version__ >= "2.1" else "_Session__binds"
-_NO_RESULTS: Mapping[str, object] = MappingProxyType({})  # Applied.results of a step without execute hooks
 _NO_EXPRESSIONS: dict[str, Any] = {}  # read only: steps whose hooks assigned no SQL expression
 _NO_DATA: Mapping[str, Any] = MappingProxyType({})  # AppliedStep.data of a call without data
 _STORED_STATES = ("st_new", "st_old")  # the compare-and-set's state parameters, passed as stored values
@@ -237,7 +238,7 @@ class _Compiled:
         self.source_ids = frozenset(id(m) for m in self.plain_sources or ())
         self.guards = tuple(g.func for g in transition.guards)
         self.permissions = tuple(p.func for p in transition.permissions)
-        self.checks = bool(self.guards or self.permissions)
+        self.checks = self.guards + self.permissions  # guards first, then permissions
         self.chained = bool(transition.chains) or registry.savepoint
         self.simple_check = self.plain_sources is not None and not transition.chains and transition.after is None
         self.has_before = _overrides(registry, "before")
@@ -282,18 +283,6 @@ def _compiled(bound: BoundTransition[Any, Any]) -> _Compiled:
     return compiled
 
 
-def _allowed(bound: BoundTransition[Any, Any], compiled: _Compiled, obj: object) -> bool:
-    """Guards and permissions, without allocating."""
-    registry = bound.registry
-    for func in compiled.guards:
-        if not func(registry, obj):
-            return False
-    for func in compiled.permissions:
-        if not func(registry, obj):
-            return False
-    return True
-
-
 def _session_of(bound: BoundTransition[Any, Any], obj: object, state: InstanceState[Any]) -> Session | None:
     """The object's session; refuses detached objects and objects deleted in their session."""
     session = object_session(obj) if state.session_id is not None else None
@@ -329,12 +318,14 @@ def apply(
         session = _session_of(bound, obj, state) if session_id is not None or state.key is not None else None
     values = obj.__dict__  # what state.dict returns, without its weak reference call
     current: Any = values.get(compiled.key)
-    if not (
-        compiled.simple_check
-        and id(current) in compiled.source_ids
-        and isinstance(obj, compiled.model)
-        and (not compiled.checks or _allowed(bound, compiled, obj))
-    ):
+    allowed = compiled.simple_check and id(current) in compiled.source_ids and isinstance(obj, compiled.model)
+    if allowed and compiled.checks:
+        registry = bound.registry
+        for func in compiled.checks:  # guards and permissions, without allocating
+            if not func(registry, obj):
+                allowed = False
+                break
+    if not allowed:
         reasons = _reasons(bound, obj, set())
         if reasons:
             raise refuse(bound, obj, Verdict(reasons))
@@ -353,15 +344,26 @@ def apply(
     if session is None:
         if compiled.bare:
             # The common in-memory case: nothing can fail after the check.
-            step = AppliedStep(obj, bound, current, compiled.to, data, bound.registry.actor)
             impl = compiled.impls.get(type(obj))
             if impl is None:
                 impl = compiled.impl(type(obj))
             impl.set(state, values, compiled.to, None)
-            return Applied((step,), _NO_RESULTS)
+            return _AppliedOne(obj, bound, current, data)
         if compiled.chained:
             return _apply_in_memory(bound, obj, data)
-        return _apply_in_memory_one(bound, compiled, obj, state, current, data)
+        # One step without a chain: hooks, the new state, after(); the object is put back on failure.
+        snapshot = ObjectSnapshot(state, values)
+        try:
+            step, results = _run_hooks(bound, obj, data, compiled, current)
+            compiled.impl(type(obj)).set(state, values, compiled.to, None)
+            if compiled.has_after:
+                bound.registry.after(step)
+        except BaseException:
+            snapshot.restore()
+            raise
+        if compiled.logged or compiled.after_commits:
+            _defer(step)
+        return Applied((step,), results)
     if compiled.chained or compiled.has_after or state.key is None or compiled.key in state.committed_state:
         return _apply_in_savepoint(bound, obj, data, session)
     return _apply_one(bound, compiled, obj, state, current, data, session)
@@ -471,13 +473,15 @@ def _connection(session: Session, mapper: Mapper[Any]) -> sa.Connection:
     active transaction; anything else asks the session.
     """
     transaction = session._transaction  # pyright: ignore[reportPrivateUsage]
+    bind = session.bind
     if (
         transaction is not None
+        and bind is not None
         and transaction._state is _ACTIVE  # pyright: ignore[reportPrivateUsage]
         and not session.__dict__.get(_BINDS)
         and type(session).get_bind is _get_bind
     ):
-        entry = transaction._connections.get(session.bind)  # pyright: ignore[reportPrivateUsage]
+        entry = transaction._connections.get(bind)  # pyright: ignore[reportPrivateUsage]
         if entry is not None:
             return entry[0]
     return session.connection(bind_arguments={"mapper": mapper})
@@ -812,29 +816,6 @@ def _apply_in_memory(bound: BoundTransition[Any, Any], obj: object, data: Mappin
         if step.transition.registry.log is not None or step.transition.transition.after_commits:
             _defer(step)
     return Applied(applied, results)
-
-
-def _apply_in_memory_one(
-    bound: BoundTransition[Any, Any],
-    compiled: _Compiled,
-    obj: object,
-    state: InstanceState[Any],
-    current: StateType[Any],
-    data: Mapping[str, Any],
-) -> Applied:
-    """One step without a chain on a transient object: hooks, the new state, ``after()``; undone on failure."""
-    snapshot = ObjectSnapshot(state)
-    try:
-        step, results = _run_hooks(bound, obj, data, compiled, current)
-        compiled.impl(type(obj)).set(state, obj.__dict__, compiled.to, None)
-        if compiled.has_after:
-            bound.registry.after(step)
-    except BaseException:
-        snapshot.restore()
-        raise
-    if compiled.logged or compiled.after_commits:
-        _defer(step)
-    return Applied((step,), results)
 
 
 def _defer(step: AppliedStep[Any]) -> None:

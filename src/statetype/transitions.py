@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import datetime as dt
 from time import time as _time
+from types import MappingProxyType
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, Protocol, cast, overload
 
@@ -113,6 +114,9 @@ class PlannedStep(NamedTuple):
     verdict: Verdict
 
 
+_NO_RESULTS: Mapping[str, object] = MappingProxyType({})  # Applied.results of a step without execute hooks
+
+
 class AppliedStep(Generic[_M_co]):
     """One applied step, given to ``before``/``after`` and ``after_commit`` hooks.
 
@@ -183,6 +187,40 @@ class Applied:
 
     def __repr__(self) -> str:
         return f"<Applied {len(self.steps)} step(s)>"
+
+
+class _AppliedOne(Applied):  # pyright: ignore[reportUnusedClass]  (built by statetype.execution)
+    """What a call that ran no hook returns: its one ``AppliedStep`` is built when ``steps`` is first read.
+
+    Most such calls (an in-memory transition) never read it; the clock is
+    read at the call all the same, so ``at`` is when the step was applied.
+    """
+
+    __slots__ = ("_obj", "_bound", "_from", "_data", "_actor", "_posix", "_built")
+
+    def __init__(
+        self, obj: object, bound: BoundTransition[Any, Any], from_state: StateType[Any], data: Mapping[str, object]
+    ) -> None:
+        self._obj = obj
+        self._bound = bound
+        self._from = from_state
+        self._data = data
+        self._actor = bound.registry.actor
+        self._posix = _time()
+        self._built: tuple[AppliedStep[Any], ...] | None = None
+        self.results = _NO_RESULTS
+
+    @property
+    def steps(self) -> tuple[AppliedStep[Any], ...]:  # type: ignore[override]  # pyright: ignore[reportIncompatibleVariableOverride]  (a slot in Applied)
+        built = self._built
+        if built is None:
+            bound = self._bound
+            step: AppliedStep[Any] = AppliedStep(
+                self._obj, bound, self._from, bound.transition.to, self._data, self._actor
+            )
+            step._posix = self._posix  # pyright: ignore[reportPrivateUsage]
+            built = self._built = (step,)
+        return built
 
 
 @dataclasses.dataclass(frozen=True)
