@@ -335,6 +335,29 @@ def test_in_memory_step_without_hooks_reports_what_it_did() -> None:
     assert repr(applied) == "<Applied 1 step(s)>"
 
 
+def test_in_memory_step_with_execute_hooks_only_reports_results_and_data() -> None:
+    seen: list[Mapping[str, Any]] = []
+
+    class Local(Transitions[Project, User]):
+        publish = Transition(ItemState.is_draft, ItemState.is_published)
+
+        @publish.execute
+        def stamp(self, project: Project, data: Mapping[str, Any]) -> str:
+            seen.append(data)
+            project.note = "stamped"
+            return "ok"
+
+    project = Project()
+    applied = Local().publish(project)
+    (step,) = applied.steps
+    assert dict(applied.results) == {"stamp": "ok"} and project.note == "stamped"
+    assert step.data is seen[0] and dict(step.data) == {} and type(seen[0]) is dict  # a dict of the call's own
+    assert step.from_state is ItemState.is_draft and step.to_state is ItemState.is_published
+    project = Project()
+    applied = Local().publish(project, data={"why": "ready"})
+    assert applied.steps[0].data == {"why": "ready"} and seen[-1] == {"why": "ready"}
+
+
 def test_concurrent_change_is_detected(db: DBSession, engine: sa.Engine) -> None:
     ann, project, *_ = _world(db)
     with DBSession(engine) as other:

@@ -222,7 +222,7 @@ class _Compiled:
 
     __slots__ = (
         "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "simple_check",
-        "has_before", "has_after", "has_step_values", "needs_snapshot", "chained", "after_commits", "has_form",
+        "has_before", "has_after", "has_step_values", "step_hooks", "needs_snapshot", "chained", "after_commits", "has_form",
         "version", "logged", "executes", "impls", "bare", "info",
     )
 
@@ -244,7 +244,8 @@ class _Compiled:
         self.has_before = _overrides(registry, "before")
         self.has_after = _overrides(registry, "after")
         self.has_step_values = _overrides(registry, "step_values")
-        self.needs_snapshot = bool(transition.executes) or self.has_before or self.has_after or self.has_step_values
+        self.step_hooks = self.has_before or self.has_after or self.has_step_values  # hooks that take the AppliedStep
+        self.needs_snapshot = bool(transition.executes) or self.step_hooks
         self.after_commits = tuple(h.func for h in transition.after_commits)
         self.has_form = transition._form is not None
         self.logged = type(registry).log is not None
@@ -353,17 +354,30 @@ def apply(
             return _apply_in_memory(bound, obj, data)
         # One step without a chain: hooks, the new state, after(); the object is put back on failure.
         snapshot = ObjectSnapshot(state, values)
+        applied: Applied
+        results: dict[str, object]
         try:
-            step, results = _run_hooks(bound, obj, data, compiled, current)
-            compiled.impl(type(obj)).set(state, values, compiled.to, None)
-            if compiled.has_after:
-                bound.registry.after(step)
+            if compiled.step_hooks:
+                step, results = _run_hooks(bound, obj, data, compiled, current)
+                compiled.impl(type(obj)).set(state, values, compiled.to, None)
+                if compiled.has_after:
+                    bound.registry.after(step)
+                applied = Applied((step,), results)
+            else:
+                # Only execute hooks, which take the object and the data: the step waits until it is read.
+                registry = bound.registry
+                hook_data: Mapping[str, Any] = {} if data is _NO_DATA else data
+                results = {}
+                for name, func in compiled.executes:
+                    results[name] = func(registry, obj, hook_data)
+                compiled.impl(type(obj)).set(state, values, compiled.to, None)
+                applied = _AppliedOne(obj, bound, current, hook_data, results)
         except BaseException:
             snapshot.restore()
             raise
         if compiled.logged or compiled.after_commits:
-            _defer(step)
-        return Applied((step,), results)
+            _defer(applied.steps[0])
+        return applied
     if compiled.chained or compiled.has_after or state.key is None or compiled.key in state.committed_state:
         return _apply_in_savepoint(bound, obj, data, session)
     return _apply_one(bound, compiled, obj, state, current, data, session)

@@ -190,7 +190,7 @@ class Applied:
 
 
 class _AppliedOne(Applied):  # pyright: ignore[reportUnusedClass]  (built by statetype.execution)
-    """What a call that ran no hook returns: its one ``AppliedStep`` is built when ``steps`` is first read.
+    """What a one-step call returns when no hook took its step: the ``AppliedStep`` is built when ``steps`` is first read.
 
     Most such calls (an in-memory transition) never read it; the clock is
     read at the call all the same, so ``at`` is when the step was applied.
@@ -199,7 +199,12 @@ class _AppliedOne(Applied):  # pyright: ignore[reportUnusedClass]  (built by sta
     __slots__ = ("_obj", "_bound", "_from", "_data", "_actor", "_posix", "_built")
 
     def __init__(
-        self, obj: object, bound: BoundTransition[Any, Any], from_state: StateType[Any], data: Mapping[str, object]
+        self,
+        obj: object,
+        bound: BoundTransition[Any, Any],
+        from_state: StateType[Any],
+        data: Mapping[str, object],
+        results: Mapping[str, object] = _NO_RESULTS,
     ) -> None:
         self._obj = obj
         self._bound = bound
@@ -208,7 +213,7 @@ class _AppliedOne(Applied):  # pyright: ignore[reportUnusedClass]  (built by sta
         self._actor = bound.registry.actor
         self._posix = _time()
         self._built: tuple[AppliedStep[Any], ...] | None = None
-        self.results = _NO_RESULTS
+        self.results = results
 
     @property
     def steps(self) -> tuple[AppliedStep[Any], ...]:  # type: ignore[override]  # pyright: ignore[reportIncompatibleVariableOverride]  (a slot in Applied)
