@@ -219,7 +219,7 @@ class SessionSnapshot:
         for obj in objects:
             state = instance_state(obj)
             if id(state) not in snapshots:
-                snapshots[id(state)] = ObjectSnapshot(state)
+                snapshots[id(state)] = ObjectSnapshot(state, obj.__dict__)
         self.new: Sequence[object] = ()
         self.deleted: Sequence[object] = ()
         self.modified: AbstractSet[InstanceState[Any]] = _NO_STATES

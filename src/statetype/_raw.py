@@ -84,7 +84,9 @@ def run(connection: sa.Connection, sql: str, params: Any) -> int:
     """
     if not quiet(connection):
         return connection.exec_driver_sql(sql, params).rowcount
-    cursor: DBAPICursor = connection.connection.cursor()
+    proxied = connection.connection
+    driver = proxied.dbapi_connection  # the pool's wrapper would only forward cursor()
+    cursor: DBAPICursor = (proxied if driver is None else driver).cursor()
     try:
         cursor.execute(sql, params)
     except BaseException as error:

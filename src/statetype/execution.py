@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import weakref
 from types import MappingProxyType
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -78,7 +78,8 @@ _get_bind = Session.get_bind
 _BINDS = "binds" if sa.__version__ >= "2.1" else "_Session__binds"
 _NO_EXPRESSIONS: dict[str, Any] = {}  # read only: steps whose hooks assigned no SQL expression
 _NO_DATA: Mapping[str, Any] = MappingProxyType({})  # AppliedStep.data of a call without data
-_STORED_STATES = ("st_new", "st_old")  # the compare-and-set's state parameters, passed as stored values
+_STORED_STATES = ("st_new", "st_old")
+_NO_CHANGES: frozenset[str] = frozenset()  # a step whose hooks changed no column  # the compare-and-set's state parameters, passed as stored values
 _now = dt.datetime.now
 _UTC = dt.timezone.utc
 
@@ -143,26 +144,19 @@ class _TableInfo:
         self.statements: dict[frozenset[str], sa.Update] = {}
         self.prepared: dict[frozenset[str], _raw.Prepared] = {}
 
-    def execute(
-        self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any], in_savepoint: bool = False
-    ) -> int | None:
-        """Run the compare-and-set UPDATE; returns the matched row count.
+    def prepare(self, changed: frozenset[str]) -> _raw.Prepared:
+        """The compare-and-set UPDATE writing ``changed`` besides the state, compiled once per dialect.
 
-        The statement is compiled once per dialect and sent by
-        :class:`statetype._raw.Prepared`: straight to a DBAPI cursor when
-        nothing listens to the connection, else with ``exec_driver_sql``
+        :class:`statetype._raw.Prepared` sends it straight to a DBAPI cursor
+        when nothing listens to the connection, else with ``exec_driver_sql``
         (which keeps SQLAlchemy's events and logging). Either way it skips
         the per-call compile-cache lookup and parameter processing of
-        ``execute()``. With ``in_savepoint``, the statement runs inside a
-        savepoint sent in the same round trip, or not at all (None returned)
-        where that is not possible.
+        ``execute()``. Its state parameters take stored values.
         """
         prepared = self.prepared.get(changed)
         if prepared is None:
             prepared = self.prepared[changed] = _raw.Prepared(self.statement(changed), stored=_STORED_STATES)
-        if in_savepoint:
-            return prepared.run_in_savepoint(connection, params)
-        return prepared.run(connection, params)
+        return prepared
 
     def execute_expressions(
         self, connection: sa.Connection, changed: frozenset[str], params: dict[str, Any], expressions: dict[str, Any]
@@ -222,7 +216,7 @@ class _Compiled:
 
     __slots__ = (
         "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "simple_check",
-        "has_before", "has_after", "has_step_values", "step_hooks", "needs_snapshot", "chained", "after_commits", "has_form",
+        "has_before", "has_after", "has_step_values", "step_hooks", "lazy_step", "needs_snapshot", "chained", "after_commits", "has_form",
         "version", "logged", "executes", "impls", "bare", "info",
     )
 
@@ -252,6 +246,8 @@ class _Compiled:
         self.executes = tuple((hook.name, hook.func) for hook in transition.executes)
         # Nothing runs besides the check and the new state: no hook, chain, form, history or after_commit.
         self.bare = not (self.chained or self.needs_snapshot or self.logged or self.after_commits or self.has_form)
+        # Nothing takes the AppliedStep while the call runs: it can be built when read (_AppliedOne).
+        self.lazy_step = not (self.step_hooks or self.logged or self.after_commits)
         self.impls: dict[type[Any], Any] = {}  # mapped class -> the state attribute's AttributeImpl
         self.info: _TableInfo | None = None  # the compare-and-set plan, once a step needs it (mappers configured)
 
@@ -397,21 +393,36 @@ def _apply_one(
 ) -> Applied:
     """One step whose effects fit in one compare-and-set UPDATE (plus its history row)."""
     registry = bound.registry
+    # The AppliedStep is built now only for whatever takes it (history, after_commit, before/after hooks).
+    eager = compiled.lazy_step is False
     if not compiled.needs_snapshot:
-        step = AppliedStep(obj, bound, current, compiled.to, data, registry.actor)
+        applied: Applied = (
+            Applied((AppliedStep(obj, bound, current, compiled.to, data, registry.actor),), _NO_RESULTS)
+            if eager
+            else _AppliedOne(obj, bound, current, data)
+        )
         try:
-            _write(bound, compiled, obj, state, step, session, (), _NO_EXPRESSIONS)
+            _write(bound, compiled, obj, state, current, applied, session, _NO_CHANGES, _NO_EXPRESSIONS)
         except BaseException as error:
             raise_converted(error, session, f"{type(registry).__name__}.{bound.name}")
         if compiled.after_commits:
-            _schedule_after_commit(session, [step])
-        return Applied((step,), _NO_RESULTS)
+            _schedule_after_commit(session, applied.steps)
+        return applied
     snapshot = SessionSnapshot(session, (obj,))
+    results: dict[str, object]
     try:
         autoflush = session.autoflush
         session.autoflush = False  # no_autoflush, without a context manager per step
         try:
-            step, results = _run_hooks(bound, obj, data, compiled, current)
+            if eager:
+                step, results = _run_hooks(bound, obj, data, compiled, current)
+                applied = Applied((step,), results)
+            else:
+                hook_data: Mapping[str, Any] = {} if data is _NO_DATA else data
+                results = {}
+                for name, func in compiled.executes:
+                    results[name] = func(registry, obj, hook_data)
+                applied = _AppliedOne(obj, bound, current, hook_data, results)
         finally:
             session.autoflush = autoflush
         own = snapshot.objects[id(state)]
@@ -419,15 +430,15 @@ def _apply_one(
         info = compiled.info or compiled.table()
         if not changed <= info.foldable_keys or not snapshot.unchanged_except(state):
             # Hooks reached beyond the one row: the unit of work writes it all, inside a savepoint.
-            return _apply_in_savepoint(bound, obj, data, session, snapshot, (step, results))
-        expressions = _sql_expressions(state, changed) if changed else _NO_EXPRESSIONS
-        _write(bound, compiled, obj, state, step, session, changed, expressions)
+            return _apply_in_savepoint(bound, obj, data, session, snapshot, (applied.steps[0], results))
+        expressions = _sql_expressions(obj.__dict__, changed) if changed else _NO_EXPRESSIONS
+        _write(bound, compiled, obj, state, current, applied, session, changed, expressions)
     except BaseException as error:
         snapshot.restore()
         raise_converted(error, session, f"{type(registry).__name__}.{bound.name}")
     if compiled.after_commits:
-        _schedule_after_commit(session, [step])
-    return Applied((step,), results)
+        _schedule_after_commit(session, applied.steps)
+    return applied
 
 
 def _changed_keys(state: InstanceState[Any], before: Mapping[str, Any], committed_before: Mapping[str, Any]) -> frozenset[str]:
@@ -448,9 +459,10 @@ def _write(
     compiled: _Compiled,
     obj: object,
     state: InstanceState[Any],
-    step: AppliedStep[Any],
+    current: StateType[Any],
+    applied: Applied,
     session: Session,
-    changed: frozenset[str] | tuple[()],
+    changed: frozenset[str],
     expressions: dict[str, Any],
 ) -> None:
     """The compare-and-set, then its history row, as one unit.
@@ -467,17 +479,16 @@ def _write(
     info = compiled.info or compiled.table()
     connection = _connection(session, info.mapper)
     log = bound.registry.log
+    to = compiled.to
     if log is None and connection.dialect.name != "postgresql":
-        _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
+        _compare_and_set(bound, info, obj, state, current, to, connection, changed, expressions)
     elif log is None and not expressions:
         # PostgreSQL: SAVEPOINT, UPDATE and RELEASE in one round trip where the driver can.
-        _compare_and_set(bound, info, obj, state, step, connection, changed, expressions, in_savepoint=True)
+        _compare_and_set(bound, info, obj, state, current, to, connection, changed, expressions, in_savepoint=True)
     else:
         with Savepoint(connection):
-            _cas_and_history(bound, info, obj, state, step, connection, changed, expressions)
-    _committed(session, info, obj, state, step, changed, expressions)
-    if compiled.has_after:
-        bound.registry.after(step)
+            _cas_and_history(bound, info, obj, state, applied.steps[0], connection, changed, expressions)
+    _committed(session, info, obj, state, compiled.key, to, changed, expressions)
 
 
 def _connection(session: Session, mapper: Mapper[Any]) -> sa.Connection:
@@ -506,9 +517,10 @@ def _compare_and_set(
     info: _TableInfo,
     obj: object,
     state: InstanceState[Any],
-    step: AppliedStep[Any],
+    old: StateType[Any],
+    new: StateType[Any],
     connection: sa.Connection,
-    changed: frozenset[str] | tuple[()],
+    changed: frozenset[str],
     expressions: dict[str, Any],
     in_savepoint: bool = False,
 ) -> tuple[Any, ...]:
@@ -517,9 +529,8 @@ def _compare_and_set(
     ``in_savepoint``: inside a savepoint of its own, sent with the UPDATE in
     one round trip where the driver can (PostgreSQL with psycopg 3).
     """
-    old: Any = step.from_state
     # Stored values: the member's hash and the column's bind map are Python calls; the value is at hand.
-    params: dict[str, Any] = {"st_new": step.to_state.__dict__["_storage"], "st_old": old.__dict__["_storage"]}
+    params: dict[str, Any] = {"st_new": new.__dict__["_storage"], "st_old": old.__dict__["_storage"]}
     identity = state.identity
     if identity is None:
         raise ConcurrentTransitionError(f"{type(obj).__name__} has no identity; it was deleted")
@@ -538,17 +549,19 @@ def _compare_and_set(
         params["st_ver_old"] = old_version
         if info.version_generator is not False:
             params["st_ver_new"] = info.version_generator(old_version)
-    keys = changed if type(changed) is frozenset else frozenset(changed)
     matched: int | None
     if expressions:
-        matched = info.execute_expressions(connection, keys, params, expressions)
-    elif in_savepoint:
-        matched = info.execute(connection, keys, params, in_savepoint=True)
-        if matched is None:
-            with Savepoint(connection):
-                matched = info.execute(connection, keys, params)
+        matched = info.execute_expressions(connection, changed, params, expressions)
     else:
-        matched = info.execute(connection, keys, params)
+        prepared = info.prepared.get(changed) or info.prepare(changed)
+        if in_savepoint:
+            # SAVEPOINT, UPDATE and RELEASE in one round trip, or nothing sent (None) where the driver can't.
+            matched = prepared.run_in_savepoint(connection, params)
+            if matched is None:
+                with Savepoint(connection):
+                    matched = prepared.run(connection, params)
+        else:
+            matched = prepared.run(connection, params)
     if matched != 1:
         label = f"{type(bound.registry).__name__}.{bound.name}: {type(obj).__name__} {object_id_text(tuple(identity))}"
         if not _exists(connection, info, tuple(identity)):
@@ -574,14 +587,14 @@ def _committed(
     info: _TableInfo,
     obj: object,
     state: InstanceState[Any],
-    step: AppliedStep[Any],
-    changed: frozenset[str] | tuple[()],
+    key: str,
+    to: StateType[Any],
+    changed: frozenset[str],
     expressions: dict[str, Any],
 ) -> None:
     """The object now matches the row: commit its attributes and tell the session it changed in this transaction."""
     values: dict[str, Any] = obj.__dict__
-    key = step.transition.transition.key
-    values[key] = step.to_state
+    values[key] = to
     state._commit(values, (key, *changed, *info.version_keys))
     if not state.committed_state and state.modified:
         set_modified(state, False)  # everything the step changed is in the database now
@@ -624,19 +637,19 @@ def _cas_and_history(
     state: InstanceState[Any],
     step: AppliedStep[Any],
     connection: sa.Connection,
-    changed: frozenset[str] | tuple[()],
+    changed: frozenset[str],
     expressions: dict[str, Any],
 ) -> None:
     """The compare-and-set, then (once it holds the row lock) the history row."""
-    identity = _compare_and_set(bound, info, obj, state, step, connection, changed, expressions)
+    old = cast("StateType[Any]", step.from_state)
+    identity = _compare_and_set(bound, info, obj, state, old, step.to_state, connection, changed, expressions)
     log = bound.registry.log
     if log is not None:
         _insert_history(connection, log, info, bound, identity, step)
 
 
-def _sql_expressions(state: InstanceState[Any], changed: frozenset[str]) -> dict[str, Any]:
-    """The changed attributes a hook assigned SQL to: the database evaluates them."""
-    values = state.dict
+def _sql_expressions(values: Mapping[str, Any], changed: frozenset[str]) -> dict[str, Any]:
+    """The changed attributes (in the object's ``values``) a hook assigned SQL to: the database evaluates them."""
     found: dict[str, Any] | None = None
     for key in changed:
         value = values[key]
@@ -779,10 +792,10 @@ def _apply_in_savepoint(
                 # The hooks' changes to the object's own row ride on the compare-and-set, which
                 # also finds a conflict before the unit of work writes anything else.
                 changed = _changed_keys(state, own.values, own.committed) & info.foldable_keys
-                expressions = _sql_expressions(state, changed)
+                expressions = _sql_expressions(step_obj.__dict__, changed)
                 connection = session.connection(bind_arguments={"mapper": info.mapper})
                 _cas_and_history(step_bound, info, step_obj, state, step, connection, changed, expressions)
-                _committed(session, info, step_obj, state, step, changed, expressions)
+                _committed(session, info, step_obj, state, compiled.key, step.to_state, changed, expressions)
                 session.flush()
                 if compiled.has_after:
                     with session.no_autoflush:
@@ -866,7 +879,7 @@ def _write_deferred(session: Session, flush_context: Any) -> None:
 # ------------------------------------------------------------------ after_commit
 
 
-def _schedule_after_commit(session: Session, applied: list[AppliedStep[Any]]) -> None:
+def _schedule_after_commit(session: Session, applied: Sequence[AppliedStep[Any]]) -> None:
     calls: list[Callable[[], object]] = []
     for step in applied:
         for hook in step.transition.transition.after_commits:
