@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["BulkResult", "bulk", "bulk_async", "run_due", "run_due_async"]
 
 _CHUNK = 5000
+_first = operator.itemgetter(0)
 # Objects loaded per query for after_commit hooks: under every driver's bound-parameter
 # limit (SQLite's historical 999 is the lowest) and bounding memory.
 _LOAD_CHUNK = 900
@@ -172,12 +174,12 @@ def _apply(
         savepoint.rollback()
         raise_converted(error, session, label)
     savepoint.release()
-    all_ids = [key for _, ids in from_states for key in ids]
+    all_ids = from_states[0][1] if len(from_states) == 1 else [key for _, ids in from_states for key in ids]
     _expire_loaded(session, mapper, all_ids, transition.key, info.refresh_keys, values, model)
     schedule: Callable[[], None] | None = None
     if transition.after_commits and all_ids:
         schedule = functools.partial(_schedule, session, bound, model, mapper, from_states, now)
-    plain_ids = [key[0] for key in all_ids] if len(pk_columns) == 1 else all_ids
+    plain_ids = list(map(_first, all_ids)) if len(pk_columns) == 1 else list(all_ids)
     return BulkResult(len(all_ids), plain_ids), schedule
 
 
@@ -209,7 +211,8 @@ def _update(
             where = sa.and_(source_condition, *conditions)
             if dialect.update_returning:
                 returning = sa.update(table).where(where).values(values).returning(*pk_columns)
-                results.append((from_state, [tuple(row) for row in connection.execute(returning)]))
+                # Fetched at once and converted in C: the keys can number hundreds of thousands.
+                results.append((from_state, list(map(tuple, connection.execute(returning).all()))))
             else:
                 results.append((from_state, _update_unlocked(connection, table, pk_columns, where, values)))
         return results
@@ -359,20 +362,22 @@ def _history_insert(
     info: _TableInfo,
     from_state: StateType[Any] | None,
     now: dt.datetime,
-    matching: ColumnElement[bool],
+    ids: ColumnElement[Any],
+    where: ColumnElement[bool] | None,
 ) -> sa.Insert:
-    """``INSERT INTO log ... SELECT`` one history row per row of the model's table that ``matching`` picks."""
-    pk = info.pk[0][1]
+    """``INSERT INTO log ... SELECT`` one history row per ``ids`` value (a key column, filtered by ``where``)."""
     rows = sa.select(
         sa.literal(info.table.name, sa.String),
-        sa.cast(pk, sa.String(255)),
+        sa.cast(ids, sa.String(255)),
         sa.literal(info.state_column.name, sa.String),
         sa.literal(bound.name, sa.String),
         sa.literal(str(from_state.__dict__["_storage"]) if from_state is not None else None, sa.String),
         sa.literal(str(bound.transition.to.__dict__["_storage"]), sa.String),
         sa.literal(actor_text(bound.registry.actor), sa.String),
         sa.literal(now, UTCDateTime()),
-    ).select_from(info.table).where(matching)
+    )
+    if where is not None:
+        rows = rows.where(where)
     names = ["table_name", "object_id", "column_name", "transition", "from_value", "to_value", "actor", "created_at"]
     return sa.insert(log_table).from_select(names, rows)
 
@@ -402,15 +407,16 @@ def _write_history(
         simple = len(pk_columns) == 1 and all(type(v) in (int, str) for v in plain_ids)
         if simple and dialect in ("postgresql", "sqlite"):
             pk = pk_columns[0]
-            matching: ColumnElement[bool]
             if dialect == "postgresql":
                 matching = pk == sa.any_(sa.bindparam("st_ids", plain_ids, type_=postgresql.ARRAY(pk.type)))
+                insert = _history_insert(log_table, bound, info, from_state, now, pk, matching)
             else:
+                # The keys themselves, one row each: the UPDATE returned them, so no lookup in the table.
                 each = sa.func.json_each(sa.bindparam("st_ids", json.dumps(plain_ids), type_=sa.String)).table_valued(
                     "value"
                 )
-                matching = pk.in_(sa.select(each.c.value))
-            connection.execute(_history_insert(log_table, bound, info, from_state, now, matching))
+                insert = _history_insert(log_table, bound, info, from_state, now, each.c.value, None)
+            connection.execute(insert)
         else:
             connection.execute(
                 sa.insert(log_table),
@@ -441,7 +447,7 @@ def _expire_loaded(
     model: type[Any],
 ) -> None:
     """Objects of updated rows already in the session reload the columns that changed."""
-    if not ids:
+    if not ids or not session.identity_map:
         return
     keys = {key, *refresh}
     for column in values:
