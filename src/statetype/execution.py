@@ -426,7 +426,8 @@ def _apply_one(
         finally:
             session.autoflush = autoflush
         own = snapshot.objects[id(state)]
-        changed = _changed_keys(state, own.values, own.committed)
+        # A clean object (the common case): what the hooks assigned is what committed_state now holds.
+        changed = _changed_keys(state, own.values, own.committed) if own.committed else frozenset(state.committed_state)
         info = compiled.info or compiled.table()
         if not changed <= info.foldable_keys or not snapshot.unchanged_except(state):
             # Hooks reached beyond the one row: the unit of work writes it all, inside a savepoint.
