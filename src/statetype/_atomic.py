@@ -151,6 +151,32 @@ class ObjectSnapshot:
 
     __slots__ = ("state", "values", "committed", "modified", "expired", "expired_attributes")
 
+    @classmethod
+    def before_changes(cls, state: InstanceState[Any]) -> ObjectSnapshot:
+        """The snapshot a clean persistent object had before the changes its ``committed_state`` records.
+
+        Changed scalar attributes get their committed values back; a changed
+        collection (or an attribute that had no value) is left unloaded, so it
+        loads again from the database, as :func:`_revert` leaves it.
+        """
+        snapshot = cls(state)
+        values = snapshot.values
+        manager = state.manager
+        reload: set[str] = set()
+        for key, original in snapshot.committed.items():
+            if original is NO_VALUE or original is NEVER_SET:
+                values.pop(key, None)  # it had no value: unloaded again
+            elif getattr(manager[key].impl, "collection", False):
+                values.pop(key, None)  # loaded again from the database, as _revert() leaves it
+                reload.add(key)
+            else:
+                values[key] = original
+        snapshot.committed = {}
+        snapshot.modified = False
+        if reload:
+            snapshot.expired_attributes = reload
+        return snapshot
+
     def __init__(self, state: InstanceState[Any], values: dict[str, Any] | None = None) -> None:
         """``values``: the object's ``__dict__`` when the caller has it at hand (else read from ``state``)."""
         self.state = state
@@ -207,19 +233,37 @@ class SessionSnapshot:
 
     Taken before the call's hooks run: the given objects, every pending object
     and every object with unflushed changes. Objects that were clean and that
-    the call changed are reverted to their committed values.
+    the call changed are reverted to their committed values. With
+    ``copy_clean=False``, so is a given object that is clean and persistent:
+    it is not copied, and :meth:`own` rebuilds its snapshot from
+    ``committed_state`` where one is needed.
     """
 
     __slots__ = ("session", "new", "deleted", "objects", "modified")
 
-    def __init__(self, session: Session | None, objects: Iterable[object]) -> None:
+    def __init__(self, session: Session | None, objects: Iterable[object], *, copy_clean: bool = True) -> None:
+        """``copy_clean=False``: a given object that is clean and persistent is not copied; the caller
+        takes :meth:`own` before anything commits that object's attributes."""
         self.session = session
         snapshots: dict[int, ObjectSnapshot] = {}
         self.objects = snapshots
         for obj in objects:
             state = instance_state(obj)
-            if id(state) not in snapshots:
-                snapshots[id(state)] = ObjectSnapshot(state, obj.__dict__)
+            if id(state) in snapshots:
+                continue
+            if (
+                not copy_clean
+                and session is not None
+                and state.key is not None
+                and not state.modified
+                and not state.committed_state
+                and not state.expired
+                and not state.expired_attributes
+            ):
+                # Clean and persistent (the common case): nothing to copy. What the call changes,
+                # committed_state records, and restore() reverts it (see clean()).
+                continue
+            snapshots[id(state)] = ObjectSnapshot(state, obj.__dict__)
         self.new: Sequence[object] = ()
         self.deleted: Sequence[object] = ()
         self.modified: AbstractSet[InstanceState[Any]] = _NO_STATES
@@ -240,6 +284,13 @@ class SessionSnapshot:
             for state in self.modified:
                 if id(state) not in snapshots:
                     snapshots[id(state)] = ObjectSnapshot(state)
+
+    def own(self, state: InstanceState[Any]) -> ObjectSnapshot:
+        """The snapshot of one of the given objects; a clean one's is rebuilt from its committed_state."""
+        snapshot = self.objects.get(id(state))
+        if snapshot is None:
+            snapshot = self.objects[id(state)] = ObjectSnapshot.before_changes(state)
+        return snapshot
 
     def unchanged_except(self, state: InstanceState[Any]) -> bool:
         """Whether the session's membership and other objects are as snapshotted (only ``state``'s object may differ)."""

@@ -408,7 +408,9 @@ def _apply_one(
         if compiled.after_commits:
             _schedule_after_commit(session, applied.steps)
         return applied
-    snapshot = SessionSnapshot(session, (obj,))
+    # A clean object is not copied: until the compare-and-set commits it, committed_state records the
+    # hooks' changes and a failure reverts them (taken only when the step must move to a savepoint).
+    snapshot = SessionSnapshot(session, (obj,), copy_clean=False)
     results: dict[str, object]
     try:
         autoflush = session.autoflush
@@ -425,12 +427,18 @@ def _apply_one(
                 applied = _AppliedOne(obj, bound, current, hook_data, results)
         finally:
             session.autoflush = autoflush
-        own = snapshot.objects[id(state)]
-        # A clean object (the common case): what the hooks assigned is what committed_state now holds.
-        changed = _changed_keys(state, own.values, own.committed) if own.committed else frozenset(state.committed_state)
+        own = snapshot.objects.get(id(state))
+        # A clean object (the common case, not copied): what the hooks assigned is what committed_state holds.
+        changed = (
+            _changed_keys(state, own.values, own.committed)
+            if own is not None and own.committed
+            else frozenset(state.committed_state)
+        )
         info = compiled.info or compiled.table()
         if not changed <= info.foldable_keys or not snapshot.unchanged_except(state):
-            # Hooks reached beyond the one row: the unit of work writes it all, inside a savepoint.
+            # Hooks reached beyond the one row: the unit of work writes it all, inside a savepoint,
+            # which flushes the object; its snapshot must be taken from committed_state before that.
+            snapshot.own(state)
             return _apply_in_savepoint(bound, obj, data, session, snapshot, (applied.steps[0], results))
         expressions = _sql_expressions(obj.__dict__, changed) if changed else _NO_EXPRESSIONS
         _write(bound, compiled, obj, state, current, applied, session, changed, expressions)
@@ -782,7 +790,7 @@ def _apply_in_savepoint(
             for step_bound, step_obj, step_data in order:
                 state = instance_state(step_obj)
                 if ran is not None:
-                    own = snapshot.objects[id(state)]
+                    own = snapshot.own(state)
                     step, step_results = ran
                 else:
                     own = ObjectSnapshot(state)
