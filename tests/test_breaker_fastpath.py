@@ -1601,13 +1601,20 @@ def test_in_memory_failing_hook_puts_back_other_objects_it_touched() -> None:
     assert board.count == 0
 
 
+def _task_on_board(session: Session) -> Task:
+    """Task 1 on board 1 (count 0), committed and loaded with its board."""
+    session.add(Task(id=1, board=Board(id=1, count=0)))
+    session.commit()
+    task = session.get(Task, 1)
+    assert task is not None and task.board is not None
+    return task
+
+
 def test_persistent_failing_hook_puts_back_other_objects_it_touched(engine: sa.Engine, create_all: CreateAll) -> None:
     create_all(MemBase.metadata)
     with Session(engine) as session:
-        session.add(Task(id=1, board=Board(id=1, count=0)))
-        session.commit()
-        task = session.get(Task, 1)
-        assert task is not None and task.board is not None
+        task = _task_on_board(session)
+        assert task.board is not None
         with pytest.raises(RuntimeError):
             TaskTx().hooked(task, data={"fail": True})
         assert task.state.is_draft and task.note is None and task.board.count == 0
@@ -1635,10 +1642,7 @@ def test_a_conflict_after_hooks_reached_another_object_puts_both_back(engine: sa
     another transaction: the clean task, taken uncopied, is rebuilt as it was before the hook."""
     create_all(MemBase.metadata)
     with Session(engine) as session:
-        session.add(Task(id=1, board=Board(id=1, count=0)))
-        session.commit()
-        task = session.get(Task, 1)
-        assert task is not None and task.board is not None
+        _task_on_board(session)
         session.rollback()  # no transaction holds the database while the other writer commits
         task = session.get(Task, 1)
         assert task is not None and task.board is not None and task.note is None
