@@ -261,7 +261,7 @@ class SessionSnapshot:
                 and not state.expired_attributes
             ):
                 # Clean and persistent (the common case): nothing to copy. What the call changes,
-                # committed_state records, and restore() reverts it (see clean()).
+                # committed_state records, and restore() reverts it (see own()).
                 continue
             snapshots[id(state)] = ObjectSnapshot(state, obj.__dict__)
         self.new: Sequence[object] = ()

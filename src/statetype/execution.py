@@ -78,8 +78,8 @@ _get_bind = Session.get_bind
 _BINDS = "binds" if sa.__version__ >= "2.1" else "_Session__binds"
 _NO_EXPRESSIONS: dict[str, Any] = {}  # read only: steps whose hooks assigned no SQL expression
 _NO_DATA: Mapping[str, Any] = MappingProxyType({})  # AppliedStep.data of a call without data
-_STORED_STATES = ("st_new", "st_old")
-_NO_CHANGES: frozenset[str] = frozenset()  # a step whose hooks changed no column  # the compare-and-set's state parameters, passed as stored values
+_STORED_STATES = ("st_new", "st_old")  # the compare-and-set's state parameters, passed as stored values
+_NO_CHANGES: frozenset[str] = frozenset()  # a step whose hooks changed no column
 _now = dt.datetime.now
 _UTC = dt.timezone.utc
 
@@ -215,8 +215,9 @@ class _Compiled:
     """What applying one transition of one registry class needs, computed once per set of hooks."""
 
     __slots__ = (
-        "model", "key", "to", "plain_sources", "source_ids", "guards", "permissions", "checks", "simple_check",
-        "has_before", "has_after", "has_step_values", "step_hooks", "lazy_step", "needs_snapshot", "chained", "after_commits", "has_form",
+        "model", "key", "to", "plain_sources", "source_ids", "checks", "simple_check",
+        "has_before", "has_after", "has_step_values", "step_hooks", "lazy_step", "needs_snapshot", "chained",
+        "after_commits", "has_form",
         "version", "logged", "executes", "impls", "bare", "info",
     )
 
@@ -230,9 +231,8 @@ class _Compiled:
         self.plain_sources = transition._plain_sources
         # Identity, not equality: members compare equal to their raw values.
         self.source_ids = frozenset(id(m) for m in self.plain_sources or ())
-        self.guards = tuple(g.func for g in transition.guards)
-        self.permissions = tuple(p.func for p in transition.permissions)
-        self.checks = self.guards + self.permissions  # guards first, then permissions
+        # Guards first, then permissions: the functions apply() calls before a step.
+        self.checks = tuple(g.func for g in transition.guards) + tuple(p.func for p in transition.permissions)
         self.chained = bool(transition.chains) or registry.savepoint
         self.simple_check = self.plain_sources is not None and not transition.chains and transition.after is None
         self.has_before = _overrides(registry, "before")
@@ -361,11 +361,8 @@ def apply(
                 applied = Applied((step,), results)
             else:
                 # Only execute hooks, which take the object and the data: the step waits until it is read.
-                registry = bound.registry
                 hook_data: Mapping[str, Any] = {} if data is _NO_DATA else data
-                results = {}
-                for name, func in compiled.executes:
-                    results[name] = func(registry, obj, hook_data)
+                results = _run_executes(bound.registry, obj, hook_data, compiled)
                 compiled.impl(type(obj)).set(state, values, compiled.to, None)
                 applied = _AppliedOne(obj, bound, current, hook_data, results)
         except BaseException:
@@ -421,18 +418,14 @@ def _apply_one(
                 applied = Applied((step,), results)
             else:
                 hook_data: Mapping[str, Any] = {} if data is _NO_DATA else data
-                results = {}
-                for name, func in compiled.executes:
-                    results[name] = func(registry, obj, hook_data)
+                results = _run_executes(registry, obj, hook_data, compiled)
                 applied = _AppliedOne(obj, bound, current, hook_data, results)
         finally:
             session.autoflush = autoflush
         own = snapshot.objects.get(id(state))
         # A clean object (the common case, not copied): what the hooks assigned is what committed_state holds.
         changed = (
-            _changed_keys(state, own.values, own.committed)
-            if own is not None and own.committed
-            else frozenset(state.committed_state)
+            _changed_keys(state, own.values, own.committed) if own is not None else frozenset(state.committed_state)
         )
         info = compiled.info or compiled.table()
         if not changed <= info.foldable_keys or not snapshot.unchanged_except(state):
@@ -725,13 +718,21 @@ def _run_hooks(
     step = AppliedStep(obj, bound, current, transition.to, data, registry.actor)
     if compiled.has_before:
         registry.before(step)
-    results: dict[str, object] = {}
-    for name, func in compiled.executes:
-        results[name] = func(registry, obj, data)
+    results = _run_executes(registry, obj, data, compiled)
     if compiled.has_step_values:
         for key, value in registry.step_values(transition, step.at).items():
             setattr(obj, key, value)
     return step, results
+
+
+def _run_executes(
+    registry: Transitions[Any, Any], obj: object, data: Mapping[str, Any], compiled: _Compiled
+) -> dict[str, object]:
+    """The execute hooks in order, with the call's data (a dict of their own); their results by hook name."""
+    results: dict[str, object] = {}
+    for name, func in compiled.executes:
+        results[name] = func(registry, obj, data)
+    return results
 
 
 def _lock_in_key_order(session: Session, objects: list[object]) -> None:
