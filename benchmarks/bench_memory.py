@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from bench_transitions import Hooked, _engine, _reset
+from bench_transitions import Hooked, _engine, fresh
 from harness import Result, Settings, benchmark, timing
 from models import NOW, PlainRow, StatedRow, sqlite_engine
 from sqlalchemy.orm import Session
@@ -59,9 +59,7 @@ def memory(settings: Settings) -> Iterator[Result]:
 
         def retained(model: type[Any], step: Callable[[Any], object]) -> tuple[int, int]:
             """Bytes still allocated after commit (objects kept loaded), and AppliedSteps alive."""
-            _reset(engine)
-            session = Session(engine)
-            objs = list(session.scalars(sa.select(model).order_by(model.id)))
+            session, objs = fresh(engine, model)()
             gc.collect()
             tracemalloc.start()
             try:

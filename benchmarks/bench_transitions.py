@@ -203,6 +203,17 @@ def _reset(engine: sa.Engine) -> None:
         conn.execute(sa.delete(BenchLog))
 
 
+def fresh(engine: sa.Engine, model: type[Any]) -> Callable[[], tuple[Session, list[Any]]]:
+    """The setup of a per-row run: the rows reset, then loaded in key order in a new session."""
+
+    def setup() -> tuple[Session, list[Any]]:
+        _reset(engine)
+        session = Session(engine)
+        return session, list(session.scalars(sa.select(model).order_by(model.id)))
+
+    return setup
+
+
 def loop(step: Callable[[Any], object]) -> Callable[[tuple[Session, list[Any]]], None]:
     """Apply ``step`` to every loaded object, then commit: one timed run of a per-row benchmark."""
 
@@ -233,23 +244,15 @@ def by_hand_hooked(obj: PlainRow) -> None:
 def persisted(settings: Settings) -> Iterator[Result]:
     rows = 500 if settings.quick else 10_000
     engine = _engine(settings, rows)
+    stated, plain = fresh(engine, StatedRow), fresh(engine, PlainRow)
     try:
-
-        def load(model: type[Any]) -> Callable[[], tuple[Session, list[Any]]]:
-            def setup() -> tuple[Session, list[Any]]:
-                _reset(engine)
-                session = Session(engine)
-                return session, list(session.scalars(sa.select(model).order_by(model.id)))
-
-            return setup
-
         ours, baseline = compare_with_setup(
-            (load(StatedRow), loop(Plain().publish)), (load(PlainRow), loop(by_hand)), settings.repeats
+            (stated, loop(Plain().publish)), (plain, loop(by_hand)), settings.repeats
         )
         yield Result(f"{rows:,} per-row transitions, one commit, vs ORM loop", ours, baseline, 1.15)
 
         ours, baseline = compare_with_setup(
-            (load(StatedRow), loop(Hooked().publish)), (load(PlainRow), loop(by_hand_hooked)), settings.repeats
+            (stated, loop(Hooked().publish)), (plain, loop(by_hand_hooked)), settings.repeats
         )
         yield Result(f"{rows:,} per-row, guard + stamping hook, vs ORM loop", ours, baseline, 1.3)
 
@@ -276,12 +279,12 @@ def persisted(settings: Settings) -> Iterator[Result]:
             return run
 
         ours, baseline = compare_with_setup(
-            (load(StatedRow), loop(Logged().publish)), (load(PlainRow), baseline_logged(False)), settings.repeats
+            (stated, loop(Logged().publish)), (plain, baseline_logged(False)), settings.repeats
         )
         yield Result(f"{rows:,} per-row with history, vs ORM loop adding log rows", ours, baseline, 1.3)
 
         ours, baseline = compare_with_setup(
-            (load(StatedRow), loop(HookedLogged().publish)), (load(PlainRow), baseline_logged(True)), settings.repeats
+            (stated, loop(HookedLogged().publish)), (plain, baseline_logged(True)), settings.repeats
         )
         yield Result(f"{rows:,} per-row, guard + stamping hook + history, vs the same ORM loop", ours, baseline, 1.3)
     finally:

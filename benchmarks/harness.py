@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "GROUPS", "Result", "Settings", "Timing", "benchmark", "compare", "compare_timeit", "compare_with_setup",
-    "timed_with_setup", "timing",
+    "timed_once", "timed_with_setup", "timing",
 ]
 
 
@@ -147,7 +147,7 @@ def compare_timeit(
     return timing(ours_times), timing(baseline_times)
 
 
-def _timed_once(setup: Callable[[], Any], run: Callable[[Any], Any]) -> float:
+def timed_once(setup: Callable[[], Any], run: Callable[[Any], Any]) -> float:
     """Seconds of ``run(setup())``, gc off; setup is not timed."""
     prepared = setup()
     gc.collect()
@@ -162,8 +162,8 @@ def _timed_once(setup: Callable[[], Any], run: Callable[[Any], Any]) -> float:
 
 def timed_with_setup(setup: Callable[[], Any], run: Callable[[Any], Any], repeats: int) -> Timing:
     """Median seconds of ``run(setup())`` over ``repeats`` runs after one warm-up; setup is not timed."""
-    _timed_once(setup, run)
-    return timing([_timed_once(setup, run) for _ in range(repeats)])
+    timed_once(setup, run)
+    return timing([timed_once(setup, run) for _ in range(repeats)])
 
 
 def compare_with_setup(
@@ -177,15 +177,15 @@ def compare_with_setup(
     slows down during the benchmark weigh on both sides alike, instead of on
     whichever side ran last.
     """
-    _timed_once(*ours)
-    _timed_once(*baseline)
+    timed_once(*ours)
+    timed_once(*baseline)
     ours_times: list[float] = []
     baseline_times: list[float] = []
     for i in range(repeats):
         if i % 2:
-            baseline_times.append(_timed_once(*baseline))
-            ours_times.append(_timed_once(*ours))
+            baseline_times.append(timed_once(*baseline))
+            ours_times.append(timed_once(*ours))
         else:
-            ours_times.append(_timed_once(*ours))
-            baseline_times.append(_timed_once(*baseline))
+            ours_times.append(timed_once(*ours))
+            baseline_times.append(timed_once(*baseline))
     return timing(ours_times), timing(baseline_times)

@@ -15,40 +15,17 @@ measure of record.
 
 from __future__ import annotations
 
-import gc
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import sqlalchemy as sa  # noqa: E402
-from bench_transitions import Hooked, Plain, _engine, _reset, by_hand, by_hand_hooked  # noqa: E402
-from harness import Settings  # noqa: E402
+from bench_transitions import Hooked, Plain, _engine, by_hand, by_hand_hooked, fresh, loop  # noqa: E402
+from harness import Settings, timed_once  # noqa: E402
 from models import PlainRow, StatedRow  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
-
-
-def _once(engine: sa.Engine, model: type[Any], step: Callable[[Any], object]) -> float:
-    _reset(engine)
-    session = Session(engine)
-    objs = list(session.scalars(sa.select(model).order_by(model.id)))
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for obj in objs:
-            step(obj)
-        session.commit()
-        return time.perf_counter() - start
-    finally:
-        gc.enable()
-        session.close()
 
 
 def main() -> None:
@@ -59,19 +36,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = _engine(Settings(quick=False, repeats=1, rows=rows, accesses=0, tmpdir=Path(tmp)), rows)
         try:
+            ours_run = (fresh(engine, StatedRow), loop(ours_step))
+            hand_run = (fresh(engine, PlainRow), loop(hand_step))
             for _ in range(3):  # warm-up
-                _once(engine, StatedRow, ours_step)
-                _once(engine, PlainRow, hand_step)
+                timed_once(*ours_run)
+                timed_once(*hand_run)
             ratios: list[float] = []
             ours: list[float] = []
             hand: list[float] = []
             for i in range(pairs):
                 if i % 2:
-                    h = _once(engine, PlainRow, hand_step)
-                    o = _once(engine, StatedRow, ours_step)
+                    h = timed_once(*hand_run)
+                    o = timed_once(*ours_run)
                 else:
-                    o = _once(engine, StatedRow, ours_step)
-                    h = _once(engine, PlainRow, hand_step)
+                    o = timed_once(*ours_run)
+                    h = timed_once(*hand_run)
                 ratios.append(o / h)
                 ours.append(o)
                 hand.append(h)

@@ -31,10 +31,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import sqlalchemy as sa  # noqa: E402
-from bench_transitions import Hooked, HookedPingPong, Logged, Plain, _engine, _reset  # noqa: E402
+from bench_transitions import Hooked, HookedPingPong, Logged, Plain, _engine, fresh  # noqa: E402
 from harness import Settings  # noqa: E402
 from models import BenchState, StatedRow  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
 
 STEPS = 10_000
 
@@ -100,9 +99,7 @@ def run(case: str, engine: sa.Engine) -> None:
 
     def once(profile: cProfile.Profile | None) -> float:
         if persisted:
-            _reset(engine)
-            session = Session(engine)
-            objs = list(session.scalars(sa.select(StatedRow).order_by(StatedRow.id)))
+            session, objs = fresh(engine, StatedRow)()
             publish = tx.publish
             gc.collect()
             gc.disable()
